@@ -1,0 +1,299 @@
+// Package ingester keeps one Prometheus TSDB (head, WAL, blocks) per tenant,
+// appends the series pushed by distributors, streams chunks to queriers and
+// announces itself in the ingester ring.
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/grafana/dskit/concurrency"
+	"github.com/grafana/dskit/httpgrpc"
+	"github.com/grafana/dskit/kv"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
+
+	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
+	"github.com/neocortex-metrics/neocortex/pkg/limits"
+	"github.com/neocortex-metrics/neocortex/pkg/logging"
+)
+
+// RingKey is the key of the ingester ring in the KV store.
+const RingKey = "ring"
+
+// RingName names the ingester ring in metrics and logs.
+const RingName = "ingester"
+
+// Deps are what an ingester needs from the rest of the process.
+type Deps struct {
+	Limits *limits.Overrides
+	// KV is the ring's KV store client.
+	KV kv.Client
+	// Addr is the host:port other components reach this ingester's gRPC API at.
+	Addr string
+	// Discarded is neocortex_discarded_samples_total.
+	Discarded  *prometheus.CounterVec
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Ingester is the ingester service.
+type Ingester struct {
+	services.Service
+	ingesterpb.UnimplementedIngesterServer
+
+	cfg        Config
+	deps       Deps
+	logger     *slog.Logger
+	lifecycler *ring.BasicLifecycler
+	watcher    *services.FailureWatcher
+	metrics    *metrics
+
+	mu     sync.RWMutex
+	dbs    map[string]*userDB
+	closed bool
+}
+
+type metrics struct {
+	ingestedSamples *prometheus.CounterVec
+	tenants         prometheus.Gauge
+}
+
+var _ ingesterpb.IngesterServer = (*Ingester)(nil)
+
+// New returns an ingester; it opens the TSDBs found in the data directory
+// (replaying their WALs) and joins the ring when started.
+func New(cfg Config, deps Deps) (*Ingester, error) {
+	if cfg.Ring.ZoneAwarenessEnabled && cfg.Ring.InstanceZone == "" {
+		return nil, errors.New("ingester.ring.instance_availability_zone must be set when zone awareness is enabled")
+	}
+	i := &Ingester{
+		cfg:    cfg,
+		deps:   deps,
+		logger: deps.Logger,
+		dbs:    map[string]*userDB{},
+	}
+	i.metrics = &metrics{
+		ingestedSamples: promauto.With(deps.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "neocortex_ingester_ingested_samples_total",
+			Help: "Samples and histogram samples appended to the tenants' TSDBs.",
+		}, []string{"tenant"}),
+		tenants: promauto.With(deps.Registerer).NewGauge(prometheus.GaugeOpts{
+			Name: "neocortex_ingester_tenants",
+			Help: "Tenants with an open TSDB in this ingester.",
+		}),
+	}
+	promauto.With(deps.Registerer).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "neocortex_ingester_memory_series",
+		Help: "Series in the heads of all tenants' TSDBs.",
+	}, i.headSeries)
+
+	gokit := logging.GoKit(deps.Logger)
+	var delegate ring.BasicLifecyclerDelegate = ring.NewInstanceRegisterDelegate(ring.ACTIVE, cfg.Ring.NumTokens)
+	delegate = ring.NewLeaveOnStoppingDelegate(delegate, gokit)
+	delegate = ring.NewTokensPersistencyDelegate(filepath.Join(cfg.DataDir, "tokens.json"), ring.ACTIVE, delegate, gokit)
+	if cfg.Ring.AutoForgetUnhealthy > 0 {
+		delegate = ring.NewAutoForgetDelegate(cfg.Ring.AutoForgetUnhealthy, delegate, gokit)
+	}
+	lc, err := ring.NewBasicLifecycler(ring.BasicLifecyclerConfig{
+		ID:               cfg.Ring.InstanceID,
+		Addr:             deps.Addr,
+		Zone:             cfg.Ring.InstanceZone,
+		HeartbeatPeriod:  cfg.Ring.HeartbeatPeriod,
+		HeartbeatTimeout: cfg.Ring.HeartbeatTimeout,
+		NumTokens:        cfg.Ring.NumTokens,
+	}, RingName, RingKey, deps.KV, delegate, gokit, prometheus.WrapRegistererWithPrefix("neocortex_", deps.Registerer))
+	if err != nil {
+		return nil, fmt.Errorf("create ring lifecycler: %w", err)
+	}
+	i.lifecycler = lc
+	i.watcher = services.NewFailureWatcher()
+	i.watcher.WatchService(lc)
+	i.Service = services.NewBasicService(i.starting, i.running, i.stopping)
+	return i, nil
+}
+
+func (i *Ingester) starting(ctx context.Context) error {
+	if err := os.MkdirAll(i.cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	entries, err := os.ReadDir(i.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("list data directory: %w", err)
+	}
+	var tenants []string
+	for _, e := range entries {
+		if e.IsDir() {
+			tenants = append(tenants, e.Name())
+		}
+	}
+	start := time.Now()
+	var mu sync.Mutex
+	err = concurrency.ForEachJob(ctx, len(tenants), 4, func(_ context.Context, idx int) error {
+		db, err := i.openDB(tenants[idx])
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		i.dbs[tenants[idx]] = db
+		mu.Unlock()
+		return nil
+	})
+	i.metrics.tenants.Set(float64(len(i.dbs)))
+	if err != nil {
+		i.closeDBs()
+		return err
+	}
+	i.logger.Info("opened tenant TSDBs", "tenants", len(tenants), "duration", time.Since(start))
+	// Join the ring only once every WAL is replayed, so no write or query
+	// reaches an ingester that would not see all its data.
+	if err := services.StartAndAwaitRunning(ctx, i.lifecycler); err != nil {
+		i.closeDBs()
+		return fmt.Errorf("join the ring: %w", err)
+	}
+	return nil
+}
+
+func (i *Ingester) running(ctx context.Context) error {
+	t := time.NewTicker(i.cfg.LimitsReloadPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-i.watcher.Chan():
+			return fmt.Errorf("ring lifecycler: %w", err)
+		case <-t.C:
+			i.applyLimits()
+		}
+	}
+}
+
+func (i *Ingester) stopping(error) error {
+	// Leave the ring first so distributors stop sending, then close the TSDBs.
+	err := services.StopAndAwaitTerminated(context.Background(), i.lifecycler)
+	i.closeDBs()
+	return err
+}
+
+func (i *Ingester) closeDBs() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.closed = true
+	for tenant, db := range i.dbs {
+		if err := db.Close(); err != nil {
+			i.logger.Error("close TSDB", "tenant", tenant, "err", err)
+		}
+	}
+	i.dbs = map[string]*userDB{}
+	i.metrics.tenants.Set(0)
+}
+
+// applyLimits brings runtime changes of per-tenant TSDB settings into effect.
+func (i *Ingester) applyLimits() {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	for tenant, db := range i.dbs {
+		window := i.deps.Limits.For(tenant).OutOfOrderTimeWindow.Milliseconds()
+		if window == db.oooWindow.Load() {
+			continue
+		}
+		if err := db.ApplyConfig(tsdbConfig(window)); err != nil {
+			i.logger.Error("apply out-of-order window", "tenant", tenant, "err", err)
+			continue
+		}
+		db.oooWindow.Store(window)
+		i.logger.Info("applied out-of-order window", "tenant", tenant, "window_ms", window)
+	}
+}
+
+func tsdbConfig(oooWindowMs int64) *config.Config {
+	return &config.Config{StorageConfig: config.StorageConfig{TSDBConfig: &config.TSDBConfig{OutOfOrderTimeWindow: oooWindowMs}}}
+}
+
+func (i *Ingester) headSeries() float64 {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	n := uint64(0)
+	for _, db := range i.dbs {
+		n += db.Head().NumSeries()
+	}
+	return float64(n)
+}
+
+var errNotRunning = httpgrpc.Errorf(http.StatusServiceUnavailable, "ingester is not running")
+
+// db returns the tenant's TSDB, opening (creating) it on first use.
+func (i *Ingester) db(tenant string) (*userDB, error) {
+	i.mu.RLock()
+	db, closed := i.dbs[tenant], i.closed
+	i.mu.RUnlock()
+	if db != nil {
+		return db, nil
+	}
+	if closed || i.State() != services.Running {
+		return nil, errNotRunning
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.closed {
+		return nil, errNotRunning
+	}
+	if db := i.dbs[tenant]; db != nil {
+		return db, nil
+	}
+	db, err := i.openDB(tenant)
+	if err != nil {
+		return nil, err
+	}
+	i.dbs[tenant] = db
+	i.metrics.tenants.Set(float64(len(i.dbs)))
+	return db, nil
+}
+
+// lookupDB returns the tenant's TSDB if it exists, without creating it.
+func (i *Ingester) lookupDB(tenant string) (*userDB, error) {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	if i.closed {
+		return nil, errNotRunning
+	}
+	return i.dbs[tenant], nil
+}
+
+func (i *Ingester) openDB(tenant string) (*userDB, error) {
+	limiter := newSeriesLimiter(tenant, i.deps.Limits)
+	window := i.deps.Limits.For(tenant).OutOfOrderTimeWindow.Milliseconds()
+	opts := tsdb.DefaultOptions()
+	opts.MinBlockDuration = i.cfg.BlockRange.Milliseconds()
+	opts.MaxBlockDuration = i.cfg.BlockRange.Milliseconds()
+	opts.RetentionDuration = i.cfg.Retention.Milliseconds()
+	opts.OutOfOrderTimeWindow = window
+	opts.WALCompression = compression.Snappy
+	opts.SeriesLifecycleCallback = limiter
+	dir := filepath.Join(i.cfg.DataDir, tenant)
+	start := time.Now()
+	db, err := tsdb.Open(dir, i.logger.With("tenant", tenant), nil, opts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open TSDB of tenant %s: %w", tenant, err)
+	}
+	// Series replayed from the WAL were acknowledged before: they count
+	// towards the limits but are never refused.
+	limiter.enforce.Store(true)
+	i.logger.Debug("opened TSDB", "tenant", tenant, "series", db.Head().NumSeries(), "duration", time.Since(start))
+	u := &userDB{DB: db, limiter: limiter}
+	u.oooWindow.Store(window)
+	return u, nil
+}

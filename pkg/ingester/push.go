@@ -1,0 +1,129 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/grafana/dskit/httpgrpc"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
+	"github.com/neocortex-metrics/neocortex/pkg/tenant"
+	"github.com/neocortex-metrics/neocortex/pkg/validation"
+)
+
+// Push appends the request's series to the tenant's TSDB. Samples the TSDB
+// refuses (series limits, out of order, too old, duplicates) are counted and
+// reported in one 400 error after the rest has been committed.
+func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return nil, httpgrpc.Errorf(http.StatusUnauthorized, "%s", err)
+	}
+	var wr prompb.WriteRequest
+	if err := wr.Unmarshal(req.WriteRequest); err != nil {
+		return nil, httpgrpc.Errorf(http.StatusBadRequest, "decode write request: %s", err)
+	}
+	db, err := i.db(tenantID)
+	if err != nil {
+		return nil, err
+	}
+
+	var (
+		app       = db.Appender(ctx)
+		b         labels.ScratchBuilder
+		appended  int
+		rejected  int
+		firstErr  string
+		discarded = map[string]int{}
+	)
+	reject := func(reason string, n int, err error, ts *prompb.TimeSeries) {
+		discarded[reason] += n
+		rejected += n
+		if firstErr == "" {
+			firstErr = fmt.Sprintf("%s for series %s", err, validation.SeriesString(ts.Labels))
+		}
+	}
+	for idx := range wr.Timeseries {
+		ts := &wr.Timeseries[idx]
+		b.Reset()
+		for _, l := range ts.Labels {
+			b.Add(l.Name, l.Value)
+		}
+		lset := b.Labels()
+		var ref storage.SeriesRef
+		for si, s := range ts.Samples {
+			r, err := app.Append(ref, lset, s.Timestamp, s.Value)
+			if err == nil {
+				ref = r
+				appended++
+				continue
+			}
+			var le *limitError
+			if errors.As(err, &le) {
+				// The series does not exist and may not be created: drop all of it.
+				reject(le.reason, len(ts.Samples)-si+len(ts.Histograms), err, ts)
+				goto nextSeries
+			}
+			reason, ok := sampleErrorReason(err)
+			if !ok {
+				_ = app.Rollback()
+				return nil, fmt.Errorf("append to TSDB of tenant %s: %w", tenantID, err)
+			}
+			reject(reason, 1, fmt.Errorf("%w at timestamp %d", err, s.Timestamp), ts)
+		}
+		for _, h := range ts.Histograms {
+			var err error
+			var r storage.SeriesRef
+			if h.IsFloatHistogram() {
+				r, err = app.AppendHistogram(ref, lset, h.Timestamp, nil, h.ToFloatHistogram())
+			} else {
+				r, err = app.AppendHistogram(ref, lset, h.Timestamp, h.ToIntHistogram(), nil)
+			}
+			if err == nil {
+				ref = r
+				appended++
+				continue
+			}
+			var le *limitError
+			if errors.As(err, &le) {
+				reject(le.reason, 1, err, ts)
+				continue
+			}
+			reason, ok := sampleErrorReason(err)
+			if !ok {
+				reason = validation.ReasonInvalidHistogram
+			}
+			reject(reason, 1, fmt.Errorf("%w at timestamp %d", err, h.Timestamp), ts)
+		}
+	nextSeries:
+	}
+	if err := app.Commit(); err != nil {
+		return nil, fmt.Errorf("commit to TSDB of tenant %s: %w", tenantID, err)
+	}
+	i.metrics.ingestedSamples.WithLabelValues(tenantID).Add(float64(appended))
+	for reason, n := range discarded {
+		i.deps.Discarded.WithLabelValues(reason, tenantID).Add(float64(n))
+	}
+	if rejected > 0 {
+		return nil, httpgrpc.Errorf(http.StatusBadRequest, "ingester rejected %d of %d samples; first: %s", rejected, rejected+appended, firstErr)
+	}
+	return &ingesterpb.PushResponse{}, nil
+}
+
+// sampleErrorReason maps the TSDB's per-sample refusals to discard reasons.
+func sampleErrorReason(err error) (string, bool) {
+	switch {
+	case errors.Is(err, storage.ErrOutOfOrderSample):
+		return validation.ReasonOutOfOrder, true
+	case errors.Is(err, storage.ErrOutOfBounds), errors.Is(err, storage.ErrTooOldSample):
+		return validation.ReasonOutOfBounds, true
+	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+		return validation.ReasonDuplicateSample, true
+	}
+	return "", false
+}

@@ -1,0 +1,96 @@
+package ingester
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+
+	"github.com/neocortex-metrics/neocortex/pkg/limits"
+	"github.com/neocortex-metrics/neocortex/pkg/validation"
+)
+
+// userDB is one tenant's TSDB.
+type userDB struct {
+	*tsdb.DB
+	limiter   *seriesLimiter
+	oooWindow atomic.Int64 // the out-of-order window in effect, in ms
+}
+
+// limitError is the refusal of a new series by a series limit.
+type limitError struct {
+	reason string
+	msg    string
+}
+
+func (e *limitError) Error() string { return e.msg }
+
+// seriesLimiter enforces max_series_per_user and max_series_per_metric as
+// the TSDB head's series lifecycle callback: the head asks it before it
+// creates a series and tells it after creating and deleting series.
+type seriesLimiter struct {
+	tenant  string
+	limits  *limits.Overrides
+	enforce atomic.Bool
+
+	mu        sync.Mutex
+	total     int
+	perMetric map[string]int
+}
+
+var _ tsdb.SeriesLifecycleCallback = (*seriesLimiter)(nil)
+
+func newSeriesLimiter(tenant string, l *limits.Overrides) *seriesLimiter {
+	return &seriesLimiter{tenant: tenant, limits: l, perMetric: map[string]int{}}
+}
+
+// PreCreation refuses a new series over a limit.
+func (s *seriesLimiter) PreCreation(ls labels.Labels) error {
+	if !s.enforce.Load() {
+		return nil
+	}
+	l := s.limits.For(s.tenant)
+	name := ls.Get(model.MetricNameLabel)
+	s.mu.Lock()
+	total, perMetric := s.total, s.perMetric[name]
+	s.mu.Unlock()
+	if l.MaxSeriesPerUser > 0 && total >= l.MaxSeriesPerUser {
+		return &limitError{
+			reason: validation.ReasonPerUserSeriesLimit,
+			msg:    fmt.Sprintf("per-tenant series limit of %d reached (max_series_per_user)", l.MaxSeriesPerUser),
+		}
+	}
+	if l.MaxSeriesPerMetric > 0 && perMetric >= l.MaxSeriesPerMetric {
+		return &limitError{
+			reason: validation.ReasonPerMetricLimit,
+			msg:    fmt.Sprintf("per-metric series limit of %d reached for metric %q (max_series_per_metric)", l.MaxSeriesPerMetric, name),
+		}
+	}
+	return nil
+}
+
+// PostCreation counts a new series.
+func (s *seriesLimiter) PostCreation(ls labels.Labels) {
+	name := ls.Get(model.MetricNameLabel)
+	s.mu.Lock()
+	s.total++
+	s.perMetric[name]++
+	s.mu.Unlock()
+}
+
+// PostDeletion uncounts series removed from the head.
+func (s *seriesLimiter) PostDeletion(deleted map[chunks.HeadSeriesRef]labels.Labels) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ls := range deleted {
+		name := ls.Get(model.MetricNameLabel)
+		s.total--
+		if s.perMetric[name]--; s.perMetric[name] <= 0 {
+			delete(s.perMetric, name)
+		}
+	}
+}
