@@ -1,0 +1,243 @@
+// Package distributor receives remote-write requests, validates them against
+// the tenant's limits, and replicates each series to the ingesters that own
+// it in the ring, succeeding once a quorum of them acknowledged.
+package distributor
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/grafana/dskit/httpgrpc"
+	"github.com/grafana/dskit/limiter"
+	"github.com/grafana/dskit/ring"
+	ringclient "github.com/grafana/dskit/ring/client"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/neocortex-metrics/neocortex/pkg/ingester/client"
+	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
+	"github.com/neocortex-metrics/neocortex/pkg/limits"
+	"github.com/neocortex-metrics/neocortex/pkg/tenant"
+	"github.com/neocortex-metrics/neocortex/pkg/validation"
+)
+
+// Config configures a distributor.
+type Config struct {
+	// MaxRecvMsgSize bounds a push request's body, compressed and decompressed.
+	MaxRecvMsgSize int `yaml:"max_recv_msg_size"`
+	// RemoteTimeout bounds the fan-out of one request to the ingesters.
+	RemoteTimeout time.Duration `yaml:"remote_timeout"`
+}
+
+// RegisterFlags registers the distributor flags and their defaults.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.IntVar(&c.MaxRecvMsgSize, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write request accepted, in bytes, compressed or decompressed (larger: 413).")
+	f.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 5*time.Second, "Time limit for the ingesters to acknowledge one request.")
+}
+
+// Validate checks the config.
+func (c *Config) Validate() error {
+	if c.MaxRecvMsgSize <= 0 {
+		return errors.New("distributor.max_recv_msg_size must be positive")
+	}
+	if c.RemoteTimeout <= 0 {
+		return errors.New("distributor.remote_timeout must be positive")
+	}
+	return nil
+}
+
+// IngesterRing is the part of the ring the distributor writes through.
+type IngesterRing interface {
+	ring.DoBatchRing
+}
+
+// ClientPool hands out a client per ingester.
+type ClientPool interface {
+	GetClientForInstance(inst ring.InstanceDesc) (ringclient.PoolClient, error)
+}
+
+// Deps are what a distributor needs from the rest of the process.
+type Deps struct {
+	Limits *limits.Overrides
+	Ring   IngesterRing
+	// Clients returns *client.Client values.
+	Clients    ClientPool
+	Discarded  *prometheus.CounterVec
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Distributor is the distributor service.
+type Distributor struct {
+	services.Service
+
+	cfg     Config
+	deps    Deps
+	logger  *slog.Logger
+	limiter *limiter.RateLimiter
+	metrics *metrics
+	now     func() time.Time
+}
+
+type metrics struct {
+	receivedSamples  *prometheus.CounterVec
+	rejectedRequests *prometheus.CounterVec
+}
+
+// New returns a distributor.
+func New(cfg Config, deps Deps) *Distributor {
+	d := &Distributor{
+		cfg:     cfg,
+		deps:    deps,
+		logger:  deps.Logger,
+		limiter: limiter.NewRateLimiter(deps.Limits, 10*time.Second),
+		now:     time.Now,
+		metrics: &metrics{
+			receivedSamples: promauto.With(deps.Registerer).NewCounterVec(prometheus.CounterOpts{
+				Name: "neocortex_distributor_received_samples_total",
+				Help: "Samples and histogram samples accepted by the distributor and sent to ingesters.",
+			}, []string{"tenant"}),
+			rejectedRequests: promauto.With(deps.Registerer).NewCounterVec(prometheus.CounterOpts{
+				Name: "neocortex_distributor_rejected_requests_total",
+				Help: "Push requests answered with an error, by tenant and HTTP status code.",
+			}, []string{"tenant", "status_code"}),
+		},
+	}
+	d.Service = services.NewIdleService(nil, nil)
+	return d
+}
+
+// Push validates req and writes its valid series to the ingesters. Invalid
+// series are dropped and reported in a 400 error once the valid ones are
+// stored, as the remote-write specification asks.
+func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.WriteRequest) error {
+	lim := d.deps.Limits.For(tenantID)
+	now := d.now()
+
+	var (
+		firstInvalid *validation.Error
+		invalid      int
+		discarded    = map[string]int{}
+		keys         = make([]uint32, 0, len(req.Timeseries))
+		valid        = make([]prompb.TimeSeries, 0, len(req.Timeseries))
+		samples      int
+	)
+	discard := func(e *validation.Error, n int) {
+		if n == 0 {
+			return
+		}
+		discarded[e.Reason] += n
+		invalid += n
+		if firstInvalid == nil {
+			firstInvalid = e
+		}
+	}
+	for _, ts := range req.Timeseries {
+		if e := validation.Labels(lim, ts.Labels); e != nil {
+			discard(e, len(ts.Samples)+len(ts.Histograms))
+			continue
+		}
+		ts.Samples = filterSamples(ts.Samples, func(s prompb.Sample) *validation.Error {
+			return validation.Timestamp(lim, now, s.Timestamp, ts.Labels)
+		}, discard)
+		ts.Histograms = filterSamples(ts.Histograms, func(h prompb.Histogram) *validation.Error {
+			return validation.Timestamp(lim, now, h.Timestamp, ts.Labels)
+		}, discard)
+		if len(ts.Samples)+len(ts.Histograms) == 0 {
+			continue
+		}
+		ts.Exemplars = nil // not stored yet
+		samples += len(ts.Samples) + len(ts.Histograms)
+		keys = append(keys, seriesToken(tenantID, ts.Labels))
+		valid = append(valid, ts)
+	}
+
+	defer func() {
+		for reason, n := range discarded {
+			d.deps.Discarded.WithLabelValues(reason, tenantID).Add(float64(n))
+		}
+	}()
+
+	if samples > 0 && !d.limiter.AllowN(now, tenantID, samples) {
+		discarded[validation.ReasonRateLimited] += samples
+		rate := d.deps.Limits.Limit(tenantID)
+		return &rateLimitedError{
+			msg: fmt.Sprintf("ingestion rate limit of %g samples/s (burst %d) exceeded by a request of %d samples; no sample of this request was stored",
+				rate, d.deps.Limits.Burst(tenantID), samples),
+			retryAfter: retryAfter(samples, rate),
+		}
+	}
+
+	if len(valid) > 0 {
+		if err := d.send(ctx, tenantID, valid, keys); err != nil {
+			return err
+		}
+		d.metrics.receivedSamples.WithLabelValues(tenantID).Add(float64(samples))
+	}
+	if firstInvalid != nil {
+		return httpgrpc.Errorf(http.StatusBadRequest, "%d of %d samples rejected; first: %s",
+			invalid, invalid+samples, firstInvalid.Error())
+	}
+	return nil
+}
+
+// send replicates the series to their ingesters. It goes on after the
+// caller's context ends, within the remote timeout, so that a client that
+// hangs up does not leave replicas half written.
+func (d *Distributor) send(ctx context.Context, tenantID string, series []prompb.TimeSeries, keys []uint32) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.RemoteTimeout)
+	ctx = tenant.WithTenant(ctx, tenantID)
+	err := ring.DoBatchWithOptions(ctx, ring.Write, d.deps.Ring, keys, func(ing ring.InstanceDesc, idx []int) error {
+		wr := prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, 0, len(idx))}
+		for _, i := range idx {
+			wr.Timeseries = append(wr.Timeseries, series[i])
+		}
+		buf, err := wr.Marshal()
+		if err != nil {
+			return fmt.Errorf("encode push to ingester %s: %w", ing.Id, err)
+		}
+		c, err := d.deps.Clients.GetClientForInstance(ing)
+		if err != nil {
+			return fmt.Errorf("connect to ingester %s: %w", ing.Id, err)
+		}
+		_, err = c.(*client.Client).Push(ctx, &ingesterpb.PushRequest{WriteRequest: buf})
+		return err
+	}, ring.DoBatchOptions{Cleanup: cancel, IsClientError: isClientError})
+	if err != nil {
+		if isClientError(err) {
+			return err
+		}
+		return &ingesterError{err: err}
+	}
+	return nil
+}
+
+func filterSamples[S any](in []S, check func(S) *validation.Error, discard func(*validation.Error, int)) []S {
+	out := in[:0]
+	for _, s := range in {
+		if e := check(s); e != nil {
+			discard(e, 1)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// retryAfter is how many seconds the bucket needs to hold n samples at rate,
+// between 1 and 60.
+func retryAfter(n int, rate float64) int {
+	if rate <= 0 || math.IsInf(rate, 1) {
+		return 1
+	}
+	s := int(math.Ceil(float64(n) / rate))
+	return max(1, min(s, 60))
+}
