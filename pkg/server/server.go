@@ -136,6 +136,14 @@ func (s *Server) Listen() error {
 	return nil
 }
 
+// Close releases the listeners of a server that was never started.
+func (s *Server) Close() {
+	if s.httpListener != nil {
+		s.httpListener.Close()
+		s.grpcListener.Close()
+	}
+}
+
 func (s *Server) starting(context.Context) error {
 	if err := s.Listen(); err != nil {
 		return err

@@ -1,0 +1,125 @@
+// Package app wires the components into one process: which services each
+// -target runs, in what order, and the endpoints every process serves.
+package app
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/grafana/dskit/flagext"
+	"github.com/grafana/dskit/kv/memberlist"
+	"github.com/grafana/dskit/runtimeconfig"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/neocortex-metrics/neocortex/pkg/distributor"
+	"github.com/neocortex-metrics/neocortex/pkg/ingester"
+	"github.com/neocortex-metrics/neocortex/pkg/ingester/client"
+	"github.com/neocortex-metrics/neocortex/pkg/limits"
+	"github.com/neocortex-metrics/neocortex/pkg/logging"
+	"github.com/neocortex-metrics/neocortex/pkg/querier"
+	"github.com/neocortex-metrics/neocortex/pkg/server"
+)
+
+// Config is the whole configuration of a process: one YAML file whose every
+// field also has a flag.
+type Config struct {
+	Target      flagext.StringSliceCSV `yaml:"target"`
+	AuthEnabled bool                   `yaml:"auth_enabled"`
+
+	Server         server.Config        `yaml:"server"`
+	Log            logging.Config       `yaml:"log"`
+	Distributor    distributor.Config   `yaml:"distributor"`
+	Ingester       ingester.Config      `yaml:"ingester"`
+	IngesterClient client.Config        `yaml:"ingester_client"`
+	Querier        querier.Config       `yaml:"querier"`
+	Limits         limits.Limits        `yaml:"limits"`
+	RuntimeConfig  runtimeconfig.Config `yaml:"runtime_config"`
+	Memberlist     memberlist.KVConfig  `yaml:"memberlist"`
+}
+
+// RegisterFlags registers every flag and sets every default.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	c.Target = []string{All}
+	f.Var(&c.Target, "target", "Comma-separated components to run: all, distributor, ingester, querier.")
+	f.BoolVar(&c.AuthEnabled, "auth.enabled", true, "Require the X-Scope-OrgID header naming the tenant (401 without). When false every request belongs to tenant \"anonymous\".")
+	c.Server.RegisterFlags(f)
+	c.Log.RegisterFlags(f)
+	c.Distributor.RegisterFlags(f)
+	c.Ingester.RegisterFlags(f)
+	c.IngesterClient.RegisterFlags(f)
+	c.Querier.RegisterFlags(f)
+	c.Limits.RegisterFlags(f)
+	c.RuntimeConfig.RegisterFlags(f)
+	c.Memberlist.RegisterFlags(f)
+}
+
+// Validate checks the config of every component.
+func (c *Config) Validate() error {
+	if len(c.Target) == 0 {
+		return errors.New("target must name at least one component")
+	}
+	for _, t := range c.Target {
+		if !isTarget(t) {
+			return fmt.Errorf("unknown target %q: use one or more of %s", t, strings.Join(targets(), ", "))
+		}
+	}
+	for _, v := range []interface{ Validate() error }{
+		&c.Server, &c.Log, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits,
+	} {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DefaultConfig returns the config with every default and no file or flag.
+func DefaultConfig() (*Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("defaults", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := fs.Parse(nil); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Load builds the config from defaults, then the YAML file named by
+// -config.file (if any), then the command-line flags, which win.
+func Load(args []string) (*Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("neocortex", flag.ContinueOnError)
+	configFile := fs.String("config.file", "", "YAML configuration file; flags given on the command line override it.")
+	expandEnv := fs.Bool("config.expand-env", false, "Replace ${VAR} in the configuration file with environment variables.")
+	c.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if *configFile != "" {
+		b, err := os.ReadFile(*configFile)
+		if err != nil {
+			return nil, fmt.Errorf("read config file: %w", err)
+		}
+		if *expandEnv {
+			b = []byte(os.ExpandEnv(string(b)))
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("parse config file %s: %w", *configFile, err)
+		}
+		// Flags given on the command line override the file.
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid config: %w", err)
+	}
+	return &c, nil
+}

@@ -1,0 +1,145 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.yaml.in/yaml/v3"
+)
+
+// registerRoutes adds the endpoints every process serves.
+func (a *App) registerRoutes() {
+	mux := a.Server.HTTP
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	mux.HandleFunc("GET /ready", a.ready)
+	mux.HandleFunc("GET /config", a.config)
+	mux.HandleFunc("GET /services", a.servicesStatus)
+	if a.Ring != nil {
+		mux.Handle("/ingester/ring", a.Ring)
+	}
+	mux.HandleFunc("GET /{$}", a.index)
+}
+
+// ready answers 200 once every service of the process runs, 503 before
+// (and during shutdown), naming the services that do not.
+func (a *App) ready(w http.ResponseWriter, _ *http.Request) {
+	var notRunning []string
+	for name, s := range a.services {
+		if st := s.State(); st != services.Running {
+			notRunning = append(notRunning, fmt.Sprintf("%s: %s", name, st))
+		}
+	}
+	if len(notRunning) > 0 {
+		sort.Strings(notRunning)
+		http.Error(w, "not ready: "+strings.Join(notRunning, ", "), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// servicesStatus lists each service of the process and its state.
+func (a *App) servicesStatus(w http.ResponseWriter, _ *http.Request) {
+	names := make([]string, 0, len(a.services))
+	for name := range a.services {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	for _, name := range names {
+		fmt.Fprintf(w, "%s: %s\n", name, a.services[name].State())
+	}
+}
+
+// config prints the effective config as YAML; with ?mode=diff only the
+// values that differ from the defaults, and ?mode=defaults the defaults.
+func (a *App) config(w http.ResponseWriter, r *http.Request) {
+	var out any = a.Cfg
+	switch mode := r.URL.Query().Get("mode"); mode {
+	case "":
+	case "defaults", "diff":
+		def, err := DefaultConfig()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if mode == "defaults" {
+			out = def
+			break
+		}
+		out, err = configDiff(def, &a.Cfg)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+	default:
+		http.Error(w, fmt.Sprintf("unknown mode %q: use diff or defaults", mode), http.StatusBadRequest)
+		return
+	}
+	b, err := yaml.Marshal(out)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/yaml; charset=utf-8")
+	_, _ = w.Write(b)
+}
+
+// configDiff returns the parts of cfg that differ from def, as a YAML tree.
+func configDiff(def, cfg *Config) (map[string]any, error) {
+	toMap := func(c *Config) (map[string]any, error) {
+		b, err := yaml.Marshal(c)
+		if err != nil {
+			return nil, err
+		}
+		m := map[string]any{}
+		return m, yaml.Unmarshal(b, &m)
+	}
+	dm, err := toMap(def)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := toMap(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return diffMaps(dm, cm), nil
+}
+
+func diffMaps(def, cur map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range cur {
+		dv, ok := def[k]
+		if vm, isMap := v.(map[string]any); isMap {
+			if dvm, ok := dv.(map[string]any); ok {
+				if sub := diffMaps(dvm, vm); len(sub) > 0 {
+					out[k] = sub
+				}
+				continue
+			}
+		}
+		if !ok || !reflect.DeepEqual(dv, v) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (a *App) index(w http.ResponseWriter, _ *http.Request) {
+	links := []string{"/ready", "/metrics", "/config", "/config?mode=diff", "/services"}
+	if a.Ring != nil {
+		links = append(links, "/ingester/ring")
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprintf(w, "<!DOCTYPE html><html><head><title>Neocortex</title></head><body><h1>Neocortex</h1><p>Targets: %s</p><ul>",
+		strings.Join(slices.Clone(a.Cfg.Target), ", "))
+	for _, l := range links {
+		fmt.Fprintf(w, `<li><a href="%s">%s</a></li>`, l, l)
+	}
+	fmt.Fprint(w, "</ul></body></html>")
+}
