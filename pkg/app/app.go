@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/grafana/dskit/dns"
 	"github.com/grafana/dskit/kv"
@@ -156,12 +157,24 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	a.manager = mgr
-	if err := mgr.StartAsync(ctx); err != nil {
+	// Services run until Stop, not until ctx ends: their contexts derive
+	// from this one, and cancelling it would stop them all at once, out of
+	// dependency order.
+	if err := mgr.StartAsync(context.Background()); err != nil {
 		return err
 	}
 	if err := mgr.AwaitHealthy(ctx); err != nil {
 		a.Stop()
 		return fmt.Errorf("start services: %w", err)
+	}
+	for a.Ready() != nil {
+		select {
+		case <-ctx.Done():
+			err := a.Ready()
+			a.Stop()
+			return fmt.Errorf("wait until ready: %w", err)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	a.Logger.Info("neocortex is ready", "targets", a.Cfg.Target, "http", a.Server.HTTPAddr(), "grpc", a.Server.GRPCAddr())
 	return nil

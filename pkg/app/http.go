@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.yaml.in/yaml/v3"
@@ -26,9 +27,19 @@ func (a *App) registerRoutes() {
 	mux.HandleFunc("GET /{$}", a.index)
 }
 
-// ready answers 200 once every service of the process runs, 503 before
-// (and during shutdown), naming the services that do not.
+// ready answers 200 once the process can serve, 503 before (and during
+// shutdown) with the reason.
 func (a *App) ready(w http.ResponseWriter, _ *http.Request) {
+	if err := a.Ready(); err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// Ready returns nil once every service of the process runs and, when the
+// process runs an ingester, the ring shows it ACTIVE.
+func (a *App) Ready() error {
 	var notRunning []string
 	for name, s := range a.services {
 		if st := s.State(); st != services.Running {
@@ -37,10 +48,15 @@ func (a *App) ready(w http.ResponseWriter, _ *http.Request) {
 	}
 	if len(notRunning) > 0 {
 		sort.Strings(notRunning)
-		http.Error(w, "not ready: "+strings.Join(notRunning, ", "), http.StatusServiceUnavailable)
-		return
+		return fmt.Errorf("services not running: %s", strings.Join(notRunning, ", "))
 	}
-	fmt.Fprintln(w, "ready")
+	if a.Ingester != nil && a.Ring != nil {
+		id := a.Cfg.Ingester.Ring.InstanceID
+		if st, err := a.Ring.GetInstanceState(id); err != nil || st != ring.ACTIVE {
+			return fmt.Errorf("ingester %s is not ACTIVE in the ring yet", id)
+		}
+	}
+	return nil
 }
 
 // servicesStatus lists each service of the process and its state.

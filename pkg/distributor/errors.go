@@ -26,6 +26,9 @@ func (e *ingesterError) Error() string {
 
 func (e *ingesterError) Unwrap() error { return e.err }
 
+// errNoInstances is how dskit's DoBatch reports an empty ring.
+const errNoInstances = "DoBatch: InstancesCount <= 0"
+
 // isClientError tells whether an ingester's answer blames the request (4xx),
 // so that retrying it elsewhere cannot help.
 func isClientError(err error) bool {
@@ -54,7 +57,7 @@ func httpError(err error) (status int, msg string, retryAfter int) {
 	case errors.Is(err, ring.ErrTooManyUnhealthyInstances), errors.Is(err, ring.ErrEmptyRing):
 		return http.StatusServiceUnavailable, fmt.Sprintf("not enough healthy ingesters to write to: %s", err), 0
 	case errors.As(err, &ie):
-		if errors.Is(ie.err, ring.ErrTooManyUnhealthyInstances) || errors.Is(ie.err, ring.ErrEmptyRing) {
+		if errors.Is(ie.err, ring.ErrTooManyUnhealthyInstances) || errors.Is(ie.err, ring.ErrEmptyRing) || ie.err.Error() == errNoInstances {
 			return http.StatusServiceUnavailable, fmt.Sprintf("not enough healthy ingesters to write to: %s", ie.err), 0
 		}
 		return http.StatusInternalServerError, ie.Error(), 0
