@@ -232,8 +232,11 @@ func parseTime(s string) (time.Time, error) {
 		return time.Time{}, errors.New("missing")
 	}
 	if t, err := strconv.ParseFloat(s, 64); err == nil {
+		// Round to the millisecond as Prometheus does: 1.123 is not
+		// 1.12299999 seconds, which would miss a sample at 1123 ms.
 		sec, frac := math.Modf(t)
-		return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), nil
+		frac = math.Round(frac*1000) / 1000
+		return time.Unix(int64(sec), int64(frac*float64(time.Second))).UTC(), nil
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil

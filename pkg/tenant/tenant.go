@@ -54,12 +54,17 @@ func WithTenant(ctx context.Context, id string) context.Context {
 }
 
 // Middleware resolves the tenant of each request and puts it in the request
-// context; a request without a valid tenant gets 401 with the reason.
+// context. A request without a tenant gets 401, one with an invalid tenant
+// 400, each with the reason.
 func Middleware(authEnabled bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := FromRequest(r, authEnabled)
-		if err != nil {
+		if errors.Is(err, ErrMissing) {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(WithTenant(r.Context(), id)))
