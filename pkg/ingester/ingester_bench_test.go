@@ -1,0 +1,335 @@
+//go:build unix
+
+package ingester
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/kv/consul"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
+	"github.com/neocortex-metrics/neocortex/pkg/limits"
+	"github.com/neocortex-metrics/neocortex/pkg/tenant"
+	"github.com/neocortex-metrics/neocortex/pkg/validation"
+)
+
+// The ingester benchmarks push Prometheus-like requests: benchSeriesPerRequest
+// series of 10 labels each, one sample per series, as a distributor would.
+const (
+	benchSeriesPerRequest = 1000
+	benchTenant           = "bench-tenant"
+	// benchBaseTimestamp is a fixed sample time (2023-11-14): the TSDB does
+	// not compare sample times with the clock, and fixed times keep runs
+	// comparable.
+	benchBaseTimestamp = int64(1_700_000_000_000)
+	// benchScrapeInterval is the step between the samples of a series.
+	benchScrapeInterval = 15 * time.Second
+	// benchMaxSpan bounds the time span of the samples pushed by a
+	// benchmark, to stay below the 3h (1.5 block ranges) at which the TSDB
+	// compacts its head, which would be measured too.
+	benchMaxSpan = 90 * time.Minute
+)
+
+// benchMetricNames are the metric names the benchmark series cycle through.
+var benchMetricNames = []string{
+	"apiserver_request_duration_seconds_count",
+	"container_cpu_usage_seconds_total",
+	"container_memory_working_set_bytes",
+	"container_network_receive_bytes_total",
+	"container_network_transmit_bytes_total",
+	"container_fs_reads_bytes_total",
+	"container_fs_writes_bytes_total",
+	"go_goroutines",
+	"go_memstats_heap_inuse_bytes",
+	"go_gc_duration_seconds_sum",
+	"grpc_server_handled_total",
+	"http_requests_total",
+	"http_request_duration_seconds_sum",
+	"http_request_duration_seconds_count",
+	"kube_pod_container_status_restarts_total",
+	"kube_pod_status_ready",
+	"process_cpu_seconds_total",
+	"process_resident_memory_bytes",
+	"process_open_fds",
+	"up",
+}
+
+var (
+	benchNamespaces = []string{"payments-prod", "checkout-prod", "search-platform", "observability", "identity-prod"}
+	benchApps       = []string{"checkout-service", "payment-gateway", "search-indexer", "session-store", "frontend-web", "inventory-api", "notification-worker"}
+)
+
+// benchLabels returns the sorted labels of benchmark series i: its metric
+// name is benchMetricNames[i%len], its target (pod, instance, node) i/len.
+// The same i always gives the same series; different i give different series.
+func benchLabels(i int) []prompb.Label {
+	target := i / len(benchMetricNames)
+	rng := rand.New(rand.NewPCG(42, uint64(target)))
+	ns := benchNamespaces[target%len(benchNamespaces)]
+	app := benchApps[(target/len(benchNamespaces))%len(benchApps)]
+	return []prompb.Label{
+		{Name: "__name__", Value: benchMetricNames[i%len(benchMetricNames)]},
+		{Name: "cluster", Value: "prod-eu-west-1-main"},
+		{Name: "container", Value: app},
+		{Name: "endpoint", Value: "http-metrics"},
+		{Name: "instance", Value: fmt.Sprintf("10.%d.%d.%d:8080", 16+(target>>16)&0xff, (target>>8)&0xff, target&0xff)},
+		{Name: "job", Value: ns + "/" + app},
+		{Name: "namespace", Value: ns},
+		{Name: "node", Value: fmt.Sprintf("ip-10-0-%d-%d.eu-west-1.compute.internal", (target/40)%256, (target/40/256)%256)},
+		{Name: "pod", Value: fmt.Sprintf("%s-%08x-%05d", app, rng.Uint32(), target%100000)},
+		{Name: "service", Value: app},
+	}
+}
+
+// benchWriteRequest returns series first … first+n-1 with one sample each at ts.
+func benchWriteRequest(first, n int, ts int64) *prompb.WriteRequest {
+	req := &prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, n)}
+	for j := range req.Timeseries {
+		req.Timeseries[j] = prompb.TimeSeries{
+			Labels:  benchLabels(first + j),
+			Samples: []prompb.Sample{{Value: float64((first + j) % 977), Timestamp: ts}},
+		}
+	}
+	return req
+}
+
+// benchPushRequest is benchWriteRequest encoded as a distributor sends it.
+func benchPushRequest(b *testing.B, first, n int, ts int64) *ingesterpb.PushRequest {
+	buf, err := benchWriteRequest(first, n, ts).Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &ingesterpb.PushRequest{WriteRequest: buf}
+}
+
+// setSampleTimestamps sets the time of every sample of req.
+func setSampleTimestamps(req *prompb.WriteRequest, ts int64) {
+	for i := range req.Timeseries {
+		for j := range req.Timeseries[i].Samples {
+			req.Timeseries[i].Samples[j].Timestamp = ts
+		}
+	}
+}
+
+// sampleMeter measures the time, process CPU time and heap allocations of
+// the timed part of a benchmark and reports them per sample. Use pause and
+// resume instead of b.StopTimer and b.StartTimer.
+type sampleMeter struct {
+	b       *testing.B
+	mallocs uint64        // allocations while running
+	cpu     time.Duration // process CPU time while running
+	mark    uint64
+	cpuMark time.Duration
+}
+
+// newSampleMeter resets the benchmark timer and starts measuring.
+func newSampleMeter(b *testing.B) *sampleMeter {
+	b.ReportAllocs()
+	m := &sampleMeter{b: b}
+	b.ResetTimer()
+	m.mark, m.cpuMark = benchMallocs(), processCPU()
+	return m
+}
+
+func (m *sampleMeter) pause() {
+	m.b.StopTimer()
+	m.mallocs += benchMallocs() - m.mark
+	m.cpu += processCPU() - m.cpuMark
+}
+
+func (m *sampleMeter) resume() {
+	m.mark, m.cpuMark = benchMallocs(), processCPU()
+	m.b.StartTimer()
+}
+
+// report stops the timer and reports samples/s, ns/sample, cpu-ns/sample
+// (process CPU time, all goroutines, GC included) and allocs/sample.
+func (m *sampleMeter) report(samples int) {
+	m.pause()
+	if samples == 0 {
+		return
+	}
+	el := m.b.Elapsed()
+	m.b.ReportMetric(float64(samples)/el.Seconds(), "samples/s")
+	m.b.ReportMetric(float64(el.Nanoseconds())/float64(samples), "ns/sample")
+	m.b.ReportMetric(float64(m.cpu.Nanoseconds())/float64(samples), "cpu-ns/sample")
+	m.b.ReportMetric(float64(m.mallocs)/float64(samples), "allocs/sample")
+}
+
+func benchMallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
+}
+
+// processCPU is the user and system CPU time of the process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startBenchIngester starts an ingester with the default config in a
+// temporary directory and stops it when the benchmark ends. The series
+// limits are off so that a long run cannot hit them; the limiter still runs.
+func startBenchIngester(b *testing.B) *Ingester {
+	b.Helper()
+	var cfg Config
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	var lim limits.Limits
+	lim.RegisterFlags(fs)
+	if err := fs.Parse(nil); err != nil {
+		b.Fatal(err)
+	}
+	lim.MaxSeriesPerUser, lim.MaxSeriesPerMetric = 0, 0
+	cfg.DataDir = b.TempDir()
+	cfg.Ring.InstanceID = "bench"
+
+	kvClient, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
+	b.Cleanup(func() { _ = closer.Close() })
+	reg := prometheus.NewRegistry()
+	ing, err := New(cfg, Deps{
+		Limits:     limits.NewOverrides(lim, nil),
+		KV:         kvClient,
+		Addr:       "127.0.0.1:0",
+		Discarded:  validation.NewDiscardedSamples(reg),
+		Logger:     slog.New(slog.DiscardHandler),
+		Registerer: reg,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := services.StartAndAwaitRunning(context.Background(), ing); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := services.StopAndAwaitTerminated(context.Background(), ing); err != nil {
+			b.Error(err)
+		}
+	})
+	return ing
+}
+
+func benchPush(b *testing.B, ctx context.Context, ing *Ingester, req *ingesterpb.PushRequest) {
+	if _, err := ing.Push(ctx, req); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkIngesterPush measures Ingester.Push of 1000 series with one sample
+// each, decoding included, into series that exist (the steady state) and into
+// new ones (churn, first scrape of new targets). Encoding the requests is not
+// measured.
+func BenchmarkIngesterPush(b *testing.B) {
+	b.Run("existing_series", func(b *testing.B) {
+		const numSeries = 10 * benchSeriesPerRequest
+		const groups = numSeries / benchSeriesPerRequest
+		ing := startBenchIngester(b)
+		ctx := tenant.WithTenant(context.Background(), benchTenant)
+		reqs := make([]*prompb.WriteRequest, groups)
+		for g := range reqs {
+			reqs[g] = benchWriteRequest(g*benchSeriesPerRequest, benchSeriesPerRequest, benchBaseTimestamp)
+			benchPush(b, ctx, ing, benchPushRequest(b, g*benchSeriesPerRequest, benchSeriesPerRequest, benchBaseTimestamp))
+		}
+		// Each iteration pushes the next group of series, one scrape
+		// interval after the group's previous push; the step shrinks when a
+		// long run would span more than benchMaxSpan.
+		step := benchScrapeInterval.Milliseconds()
+		samples := 0
+		m := newSampleMeter(b)
+		for i := 0; b.Loop(); i++ {
+			m.pause()
+			if rounds := int64(b.N/groups + 1); rounds*step > benchMaxSpan.Milliseconds() {
+				step = max(1, benchMaxSpan.Milliseconds()/rounds)
+			}
+			// b.N is only an estimate during b.Loop; keep timestamps
+			// increasing whatever the step.
+			g, round := i%groups, int64(i/groups+1)
+			wr := reqs[g]
+			ts := max(benchBaseTimestamp+round*step, wr.Timeseries[0].Samples[0].Timestamp+1)
+			setSampleTimestamps(wr, ts)
+			buf, err := wr.Marshal()
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := &ingesterpb.PushRequest{WriteRequest: buf}
+			m.resume()
+			benchPush(b, ctx, ing, req)
+			samples += benchSeriesPerRequest
+		}
+		m.report(samples)
+	})
+
+	b.Run("new_series", func(b *testing.B) {
+		ing := startBenchIngester(b)
+		ctx := tenant.WithTenant(context.Background(), benchTenant)
+		benchPush(b, ctx, ing, benchPushRequest(b, 0, 1, benchBaseTimestamp)) // open the TSDB
+		next := 1
+		samples := 0
+		m := newSampleMeter(b)
+		for i := 0; b.Loop(); i++ {
+			m.pause()
+			req := benchPushRequest(b, next, benchSeriesPerRequest, benchBaseTimestamp+int64(i))
+			next += benchSeriesPerRequest
+			m.resume()
+			benchPush(b, ctx, ing, req)
+			samples += benchSeriesPerRequest
+		}
+		m.report(samples)
+	})
+}
+
+// BenchmarkIngesterMemoryPerSeries measures the live heap an ingester holds
+// per series: each iteration creates 100k series with one sample in a new
+// tenant and reports the growth of the heap after a GC, averaged, as
+// bytes/series. Run it with a small -benchtime such as 1x.
+func BenchmarkIngesterMemoryPerSeries(b *testing.B) {
+	const numSeries = 100_000
+	ing := startBenchIngester(b)
+	reqs := make([]*ingesterpb.PushRequest, numSeries/benchSeriesPerRequest)
+	for j := range reqs {
+		reqs[j] = benchPushRequest(b, j*benchSeriesPerRequest, benchSeriesPerRequest, benchBaseTimestamp)
+	}
+	var grown uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		ctx := tenant.WithTenant(context.Background(), fmt.Sprintf("mem-%d", i))
+		// Open the tenant's TSDB first: its fixed cost is not per series.
+		benchPush(b, ctx, ing, benchPushRequest(b, numSeries, 1, benchBaseTimestamp))
+		before := liveHeap()
+		b.StartTimer()
+		for _, req := range reqs {
+			benchPush(b, ctx, ing, req)
+		}
+		b.StopTimer()
+		grown += liveHeap() - before
+	}
+	b.ReportMetric(float64(grown)/float64(b.N*numSeries), "bytes/series")
+}
+
+// liveHeap is the size of the live heap, after a full GC.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
