@@ -61,7 +61,7 @@ func startApp(t *testing.T, cfg *app.Config) *app.App {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, a.Start(ctx))
-	t.Cleanup(a.Stop)
+	t.Cleanup(func() { s := time.Now(); a.Stop(); t.Logf("stop %v took %s", cfg.Target, time.Since(s)) })
 	return a
 }
 

@@ -37,11 +37,17 @@ const (
 	benchBaseTimestamp = int64(1_700_000_000_000)
 	// benchScrapeInterval is the step between the samples of a series.
 	benchScrapeInterval = 15 * time.Second
-	// benchMaxSpan bounds the time span of the samples pushed by a
-	// benchmark, to stay below the 3h (1.5 block ranges) at which the TSDB
-	// compacts its head, which would be measured too.
-	benchMaxSpan = 90 * time.Minute
+	// benchMaxRounds scrapes at benchScrapeInterval span 90 minutes. After
+	// that samples come 1ms apart so that the span of the head stays below
+	// the 3h (1.5 block ranges) at which the TSDB compacts it, which would be
+	// measured too.
+	benchMaxRounds = 360
 )
+
+// benchSampleTime is the time of a series' sample of the given round.
+func benchSampleTime(round int64) int64 {
+	return benchBaseTimestamp + min(round, benchMaxRounds)*benchScrapeInterval.Milliseconds() + max(0, round-benchMaxRounds)
+}
 
 // benchMetricNames are the metric names the benchmark series cycle through.
 var benchMetricNames = []string{
@@ -226,7 +232,7 @@ func startBenchIngester(b *testing.B) *Ingester {
 	return ing
 }
 
-func benchPush(b *testing.B, ctx context.Context, ing *Ingester, req *ingesterpb.PushRequest) {
+func benchPush(ctx context.Context, b *testing.B, ing *Ingester, req *ingesterpb.PushRequest) {
 	if _, err := ing.Push(ctx, req); err != nil {
 		b.Fatal(err)
 	}
@@ -245,32 +251,24 @@ func BenchmarkIngesterPush(b *testing.B) {
 		reqs := make([]*prompb.WriteRequest, groups)
 		for g := range reqs {
 			reqs[g] = benchWriteRequest(g*benchSeriesPerRequest, benchSeriesPerRequest, benchBaseTimestamp)
-			benchPush(b, ctx, ing, benchPushRequest(b, g*benchSeriesPerRequest, benchSeriesPerRequest, benchBaseTimestamp))
+			benchPush(ctx, b, ing, benchPushRequest(b, g*benchSeriesPerRequest, benchSeriesPerRequest, benchBaseTimestamp))
 		}
-		// Each iteration pushes the next group of series, one scrape
-		// interval after the group's previous push; the step shrinks when a
-		// long run would span more than benchMaxSpan.
-		step := benchScrapeInterval.Milliseconds()
 		samples := 0
 		m := newSampleMeter(b)
 		for i := 0; b.Loop(); i++ {
 			m.pause()
-			if rounds := int64(b.N/groups + 1); rounds*step > benchMaxSpan.Milliseconds() {
-				step = max(1, benchMaxSpan.Milliseconds()/rounds)
-			}
-			// b.N is only an estimate during b.Loop; keep timestamps
-			// increasing whatever the step.
-			g, round := i%groups, int64(i/groups+1)
+			// Each iteration pushes the next group of series, one scrape
+			// interval after the group's previous push.
+			g := i % groups
 			wr := reqs[g]
-			ts := max(benchBaseTimestamp+round*step, wr.Timeseries[0].Samples[0].Timestamp+1)
-			setSampleTimestamps(wr, ts)
+			setSampleTimestamps(wr, benchSampleTime(int64(i/groups+1)))
 			buf, err := wr.Marshal()
 			if err != nil {
 				b.Fatal(err)
 			}
 			req := &ingesterpb.PushRequest{WriteRequest: buf}
 			m.resume()
-			benchPush(b, ctx, ing, req)
+			benchPush(ctx, b, ing, req)
 			samples += benchSeriesPerRequest
 		}
 		m.report(samples)
@@ -279,7 +277,7 @@ func BenchmarkIngesterPush(b *testing.B) {
 	b.Run("new_series", func(b *testing.B) {
 		ing := startBenchIngester(b)
 		ctx := tenant.WithTenant(context.Background(), benchTenant)
-		benchPush(b, ctx, ing, benchPushRequest(b, 0, 1, benchBaseTimestamp)) // open the TSDB
+		benchPush(ctx, b, ing, benchPushRequest(b, 0, 1, benchBaseTimestamp)) // open the TSDB
 		next := 1
 		samples := 0
 		m := newSampleMeter(b)
@@ -288,7 +286,7 @@ func BenchmarkIngesterPush(b *testing.B) {
 			req := benchPushRequest(b, next, benchSeriesPerRequest, benchBaseTimestamp+int64(i))
 			next += benchSeriesPerRequest
 			m.resume()
-			benchPush(b, ctx, ing, req)
+			benchPush(ctx, b, ing, req)
 			samples += benchSeriesPerRequest
 		}
 		m.report(samples)
@@ -306,21 +304,21 @@ func BenchmarkIngesterMemoryPerSeries(b *testing.B) {
 	for j := range reqs {
 		reqs[j] = benchPushRequest(b, j*benchSeriesPerRequest, benchSeriesPerRequest, benchBaseTimestamp)
 	}
-	var grown uint64
+	var grown int64
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
 		ctx := tenant.WithTenant(context.Background(), fmt.Sprintf("mem-%d", i))
 		// Open the tenant's TSDB first: its fixed cost is not per series.
-		benchPush(b, ctx, ing, benchPushRequest(b, numSeries, 1, benchBaseTimestamp))
+		benchPush(ctx, b, ing, benchPushRequest(b, numSeries, 1, benchBaseTimestamp))
 		before := liveHeap()
 		b.StartTimer()
 		for _, req := range reqs {
-			benchPush(b, ctx, ing, req)
+			benchPush(ctx, b, ing, req)
 		}
 		b.StopTimer()
-		grown += liveHeap() - before
+		grown += int64(liveHeap()) - int64(before)
 	}
 	b.ReportMetric(float64(grown)/float64(b.N*numSeries), "bytes/series")
 }
