@@ -361,4 +361,3 @@ func (a *App) initQuerier() (services.Service, error) {
 func (a *App) withTenant(h http.Handler) http.Handler {
 	return tenant.Middleware(a.Cfg.AuthEnabled, h)
 }
-

@@ -88,8 +88,9 @@ type Distributor struct {
 }
 
 type metrics struct {
-	receivedSamples  *prometheus.CounterVec
-	rejectedRequests *prometheus.CounterVec
+	receivedSamples      *prometheus.CounterVec
+	rejectedRequests     *prometheus.CounterVec
+	ingesterPushFailures *prometheus.CounterVec
 }
 
 // New returns a distributor.
@@ -109,6 +110,10 @@ func New(cfg Config, deps Deps) *Distributor {
 				Name: "neocortex_distributor_rejected_requests_total",
 				Help: "Push requests answered with an error, by tenant and HTTP status code.",
 			}, []string{"tenant", "status_code"}),
+			ingesterPushFailures: promauto.With(deps.Registerer).NewCounterVec(prometheus.CounterOpts{
+				Name: "neocortex_distributor_ingester_push_failures_total",
+				Help: "Pushes to one ingester that failed, whether or not the request still reached a quorum.",
+			}, []string{"ingester"}),
 		},
 	}
 	d.Service = services.NewIdleService(nil, nil)
@@ -209,6 +214,10 @@ func (d *Distributor) send(ctx context.Context, tenantID string, series []prompb
 			return fmt.Errorf("connect to ingester %s: %w", ing.Id, err)
 		}
 		_, err = c.(*client.Client).Push(ctx, &ingesterpb.PushRequest{WriteRequest: buf})
+		if err != nil {
+			d.metrics.ingesterPushFailures.WithLabelValues(ing.Id).Inc()
+			d.logger.Debug("push to ingester failed", "tenant", tenantID, "ingester", ing.Id, "err", err)
+		}
 		return err
 	}, ring.DoBatchOptions{Cleanup: cancel, IsClientError: isClientError})
 	if err != nil {
@@ -238,6 +247,6 @@ func retryAfter(n int, rate float64) int {
 	if rate <= 0 || math.IsInf(rate, 1) {
 		return 1
 	}
-	s := int(math.Ceil(float64(n) / rate))
-	return max(1, min(s, 60))
+	s := math.Ceil(float64(n) / rate) // may be +Inf for a tiny rate
+	return int(max(1, min(s, 60)))
 }

@@ -29,6 +29,11 @@ func (e *ingesterError) Unwrap() error { return e.err }
 // errNoInstances is how dskit's DoBatch reports an empty ring.
 const errNoInstances = "DoBatch: InstancesCount <= 0"
 
+// noIngesters tells whether err says the ring has too few healthy ingesters.
+func noIngesters(err error) bool {
+	return errors.Is(err, ring.ErrTooManyUnhealthyInstances) || errors.Is(err, ring.ErrEmptyRing) || err.Error() == errNoInstances
+}
+
 // isClientError tells whether an ingester's answer blames the request (4xx),
 // so that retrying it elsewhere cannot help.
 func isClientError(err error) bool {
@@ -54,13 +59,13 @@ func httpError(err error) (status int, msg string, retryAfter int) {
 	switch {
 	case errors.As(err, &rl):
 		return http.StatusTooManyRequests, rl.msg, rl.retryAfter
-	case errors.Is(err, ring.ErrTooManyUnhealthyInstances), errors.Is(err, ring.ErrEmptyRing):
-		return http.StatusServiceUnavailable, fmt.Sprintf("not enough healthy ingesters to write to: %s", err), 0
 	case errors.As(err, &ie):
-		if errors.Is(ie.err, ring.ErrTooManyUnhealthyInstances) || errors.Is(ie.err, ring.ErrEmptyRing) || ie.err.Error() == errNoInstances {
+		if noIngesters(ie.err) {
 			return http.StatusServiceUnavailable, fmt.Sprintf("not enough healthy ingesters to write to: %s", ie.err), 0
 		}
 		return http.StatusInternalServerError, ie.Error(), 0
+	case noIngesters(err):
+		return http.StatusServiceUnavailable, fmt.Sprintf("not enough healthy ingesters to write to: %s", err), 0
 	}
 	if resp, ok := httpgrpc.HTTPResponseFromError(err); ok {
 		return int(resp.Code), string(resp.Body), 0

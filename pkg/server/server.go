@@ -173,6 +173,9 @@ func (s *Server) running(ctx context.Context) error {
 }
 
 func (s *Server) stopping(error) error {
+	// Serve may not have taken the listeners over yet; close them here too
+	// so nothing listens once the service is stopped.
+	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.GracefulShutdownTimeout)
 	defer cancel()
 	err := s.httpServer.Shutdown(ctx)

@@ -1,0 +1,112 @@
+package distributor
+
+import (
+	"hash/fnv"
+	"testing"
+
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+)
+
+func lbls(kv ...string) []prompb.Label {
+	out := make([]prompb.Label, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, prompb.Label{Name: kv[i], Value: kv[i+1]})
+	}
+	return out
+}
+
+// TestSeriesTokenGolden pins the hash: a change would move every series to
+// other ingesters in the ring, so it must never happen by accident.
+func TestSeriesTokenGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tenant string
+		labels []prompb.Label
+		want   uint32
+	}{
+		{name: "series", tenant: "team-a", labels: lbls("__name__", "up", "job", "api"), want: 644839548},
+		// Only the separator after the empty tenant is hashed.
+		{name: "no tenant, no labels", tenant: "", labels: nil, want: 2047574606},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, seriesToken(tc.tenant, tc.labels))
+		})
+	}
+}
+
+// TestSeriesTokenIsFNV1a checks the documented definition: FNV-1a over the
+// tenant and each label name and value, each followed by a 0xff byte.
+func TestSeriesTokenIsFNV1a(t *testing.T) {
+	for _, tc := range []struct {
+		tenant string
+		labels []prompb.Label
+	}{
+		{tenant: "team-a", labels: lbls("__name__", "up", "job", "api")},
+		{tenant: "anonymous", labels: lbls("__name__", "http_requests_total", "code", "200", "path", "/a/b", "empty", "")},
+		{tenant: "日本", labels: lbls("ключ", "значение")},
+	} {
+		t.Run(tc.tenant, func(t *testing.T) {
+			h := fnv.New32a()
+			_, _ = h.Write([]byte(tc.tenant + "\xff"))
+			for _, l := range tc.labels {
+				_, _ = h.Write([]byte(l.Name + "\xff" + l.Value + "\xff"))
+			}
+			require.Equal(t, h.Sum32(), seriesToken(tc.tenant, tc.labels))
+		})
+	}
+}
+
+func TestSeriesTokenDeterministic(t *testing.T) {
+	ls := lbls("__name__", "up", "instance", "h:9090", "job", "api")
+	want := seriesToken("team-a", ls)
+	for range 3 {
+		// A copy, so that nothing depends on the slice's identity.
+		require.Equal(t, want, seriesToken("team-a", append([]prompb.Label(nil), ls...)))
+	}
+}
+
+func TestSeriesTokenDiffers(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		tenantA string
+		labelsA []prompb.Label
+		tenantB string
+		labelsB []prompb.Label
+	}{
+		{
+			name:    "by tenant",
+			tenantA: "team-a", labelsA: lbls("__name__", "up"),
+			tenantB: "team-b", labelsB: lbls("__name__", "up"),
+		},
+		{
+			name:    "byte moved between label name and value",
+			tenantA: "t", labelsA: lbls("a", "bc"),
+			tenantB: "t", labelsB: lbls("ab", "c"),
+		},
+		{
+			name:    "byte moved between tenant and label name",
+			tenantA: "ta", labelsA: lbls("b", "c"),
+			tenantB: "t", labelsB: lbls("ab", "c"),
+		},
+		{
+			name:    "byte moved between label value and next name",
+			tenantA: "t", labelsA: lbls("a", "bc", "d", "e"),
+			tenantB: "t", labelsB: lbls("a", "b", "cd", "e"),
+		},
+		{
+			name:    "empty label versus no label",
+			tenantA: "t", labelsA: lbls("a", "b", "c", ""),
+			tenantB: "t", labelsB: lbls("a", "b"),
+		},
+		{
+			name:    "by value",
+			tenantA: "t", labelsA: lbls("__name__", "up", "job", "api"),
+			tenantB: "t", labelsB: lbls("__name__", "up", "job", "web"),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NotEqual(t, seriesToken(tc.tenantA, tc.labelsA), seriesToken(tc.tenantB, tc.labelsB))
+		})
+	}
+}
