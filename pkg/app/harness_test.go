@@ -46,6 +46,10 @@ func testConfig(t *testing.T) *app.Config {
 }
 
 func testLogger(t *testing.T) *slog.Logger {
+	// NC_DEBUG=1 shows every log line of the processes under test.
+	if os.Getenv("NC_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
