@@ -87,10 +87,18 @@ func startChild(t *testing.T, dataDir string) *child {
 		"-ingester.data-dir=" + dataDir, "-ingester.ring.instance-id=child",
 		"-ingester.ring.heartbeat-period=200ms",
 	}
+	return runChild(t, args, "", fmt.Sprintf("127.0.0.1:%d", httpPort))
+}
+
+// runChild runs the binary with args in dir (the test's own when empty) and
+// waits until httpAddr answers /ready.
+func runChild(t *testing.T, args []string, dir, httpAddr string) *child {
+	t.Helper()
 	enc, err := json.Marshal(args)
 	require.NoError(t, err)
-	c := &child{t: t, httpAddr: fmt.Sprintf("127.0.0.1:%d", httpPort), logs: &syncBuffer{}, done: make(chan struct{})}
+	c := &child{t: t, httpAddr: httpAddr, logs: &syncBuffer{}, done: make(chan struct{})}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	c.cmd.Dir = dir
 	c.cmd.Env = append(os.Environ(), childArgsEnv+"="+string(enc))
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	require.NoError(t, c.cmd.Start())
@@ -185,6 +193,32 @@ func TestRestartAfterSignal(t *testing.T) {
 			require.Equal(t, 0, c2.signal(syscall.SIGTERM))
 		})
 	}
+}
+
+// TestZeroConfigStart runs the binary as the README's first line does: no
+// flags, no config file, in an empty directory. It must become ready on the
+// default ports, keep its data under ./data, and serve pushes and queries.
+func TestZeroConfigStart(t *testing.T) {
+	for _, port := range []string{"8080", "9095"} {
+		l, err := net.Listen("tcp", ":"+port)
+		if err != nil {
+			t.Skipf("default port %s is in use on this machine: %v", port, err)
+		}
+		l.Close()
+	}
+	dir := t.TempDir()
+	// The binary runs with the args "-test.run=^$" stripped: only its own.
+	c := runChild(t, []string{}, dir, "127.0.0.1:8080")
+	ts := time.Now().Truncate(time.Second)
+	rw := &remotewrite.Client{URL: "http://127.0.0.1:8080/api/v1/push", Tenant: "first"}
+	require.NoError(t, rw.Push(context.Background(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "hello"}},
+		Samples: []prompb.Sample{{Timestamp: ts.UnixMilli(), Value: 1}},
+	}}}))
+	require.Equal(t, map[string]float64{"{__name__=hello}": 1}, instant(t, c, "first", "hello", ts))
+	_, err := os.Stat(filepath.Join(dir, "data", "tsdb", "first", "wal"))
+	require.NoError(t, err, "the tenant's WAL is under ./data")
+	require.Equal(t, 0, c.signal(syscall.SIGTERM))
 }
 
 func instant(t *testing.T, c *child, tenant, q string, ts time.Time) map[string]float64 {
