@@ -1,31 +1,27 @@
 package distributor
 
-import "github.com/prometheus/prometheus/prompb"
-
-const (
-	fnv32Offset = 2166136261
-	fnv32Prime  = 16777619
+import (
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/prometheus/prompb"
 )
 
-// seriesToken is the ring token of a series: FNV-1a over the tenant and every
-// label name and value, with separators so that no two series collide by
-// shifting bytes between labels.
+// seriesToken is the ring token of a series: xxhash64 over the tenant and
+// every label name and value, each followed by a 0xff byte (not a byte of
+// UTF-8 text, so no two series collide by shifting bytes between the tenant,
+// a name and a value), folded to 32 bits. Changing it moves every series to
+// other ingesters.
 func seriesToken(tenant string, ls []prompb.Label) uint32 {
-	h := uint32(fnv32Offset)
-	h = hashString(h, tenant)
+	// One pass over a stack buffer is much faster than a streaming digest
+	// fed many short strings.
+	var arr [1024]byte
+	b := append(arr[:0], tenant...)
+	b = append(b, 0xff)
 	for _, l := range ls {
-		h = hashString(h, l.Name)
-		h = hashString(h, l.Value)
+		b = append(b, l.Name...)
+		b = append(b, 0xff)
+		b = append(b, l.Value...)
+		b = append(b, 0xff)
 	}
-	return h
-}
-
-func hashString(h uint32, s string) uint32 {
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= fnv32Prime
-	}
-	h ^= 0xff // separator: not a valid byte of UTF-8 text
-	h *= fnv32Prime
-	return h
+	h := xxhash.Sum64(b)
+	return uint32(h) ^ uint32(h>>32)
 }

@@ -1,7 +1,7 @@
 package distributor
 
 import (
-	"hash/fnv"
+	"github.com/cespare/xxhash/v2"
 	"testing"
 
 	"github.com/prometheus/prometheus/prompb"
@@ -25,9 +25,9 @@ func TestSeriesTokenGolden(t *testing.T) {
 		labels []prompb.Label
 		want   uint32
 	}{
-		{name: "series", tenant: "team-a", labels: lbls("__name__", "up", "job", "api"), want: 644839548},
+		{name: "series", tenant: "team-a", labels: lbls("__name__", "up", "job", "api"), want: 0xbfb6702a},
 		// Only the separator after the empty tenant is hashed.
-		{name: "no tenant, no labels", tenant: "", labels: nil, want: 2047574606},
+		{name: "no tenant, no labels", tenant: "", labels: nil, want: 0x33683436},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Equal(t, tc.want, seriesToken(tc.tenant, tc.labels))
@@ -35,9 +35,10 @@ func TestSeriesTokenGolden(t *testing.T) {
 	}
 }
 
-// TestSeriesTokenIsFNV1a checks the documented definition: FNV-1a over the
-// tenant and each label name and value, each followed by a 0xff byte.
-func TestSeriesTokenIsFNV1a(t *testing.T) {
+// TestSeriesTokenDefinition checks the documented definition: xxhash64 over
+// the tenant and each label name and value, each followed by a 0xff byte,
+// with both halves XORed.
+func TestSeriesTokenDefinition(t *testing.T) {
 	for _, tc := range []struct {
 		tenant string
 		labels []prompb.Label
@@ -47,12 +48,12 @@ func TestSeriesTokenIsFNV1a(t *testing.T) {
 		{tenant: "日本", labels: lbls("ключ", "значение")},
 	} {
 		t.Run(tc.tenant, func(t *testing.T) {
-			h := fnv.New32a()
-			_, _ = h.Write([]byte(tc.tenant + "\xff"))
+			b := []byte(tc.tenant + "\xff")
 			for _, l := range tc.labels {
-				_, _ = h.Write([]byte(l.Name + "\xff" + l.Value + "\xff"))
+				b = append(b, l.Name+"\xff"+l.Value+"\xff"...)
 			}
-			require.Equal(t, h.Sum32(), seriesToken(tc.tenant, tc.labels))
+			h := xxhash.Sum64(b)
+			require.Equal(t, uint32(h)^uint32(h>>32), seriesToken(tc.tenant, tc.labels))
 		})
 	}
 }
