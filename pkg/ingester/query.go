@@ -1,10 +1,13 @@
 package ingester
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 
 	"github.com/grafana/dskit/httpgrpc"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
@@ -18,15 +21,7 @@ const queryStreamBatchSize = 128
 // labels. Chunks may reach outside the requested range; readers trim.
 func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) error {
 	ctx := stream.Context()
-	tenantID, err := tenant.FromContext(ctx)
-	if err != nil {
-		return httpgrpc.Errorf(http.StatusUnauthorized, "%s", err)
-	}
-	matchers, err := ingesterpb.FromMatchers(req.Matchers)
-	if err != nil {
-		return httpgrpc.Errorf(http.StatusBadRequest, "%s", err)
-	}
-	db, err := i.lookupDB(tenantID)
+	db, matchers, err := i.readRequest(ctx, req.Matchers)
 	if err != nil || db == nil {
 		return err // no TSDB: the tenant has no data here
 	}
@@ -69,4 +64,88 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 		return stream.Send(&ingesterpb.QueryStreamResponse{Series: batch})
 	}
 	return nil
+}
+
+// Series streams the labels of the tenant's matching series, from the index.
+func (i *Ingester) Series(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_SeriesServer) error {
+	ctx := stream.Context()
+	db, matchers, err := i.readRequest(ctx, req.Matchers)
+	if err != nil || db == nil {
+		return err
+	}
+	q, err := db.Querier(req.StartMs, req.EndMs)
+	if err != nil {
+		return fmt.Errorf("open querier: %w", err)
+	}
+	defer q.Close()
+	// Func "series" tells the TSDB that only labels are wanted.
+	ss := q.Select(ctx, true, &storage.SelectHints{Start: req.StartMs, End: req.EndMs, Func: "series"}, matchers...)
+	batch := make([]*ingesterpb.Series, 0, queryStreamBatchSize)
+	for ss.Next() {
+		batch = append(batch, &ingesterpb.Series{Labels: ingesterpb.ToLabels(ss.At().Labels())})
+		if len(batch) == queryStreamBatchSize {
+			if err := stream.Send(&ingesterpb.SeriesResponse{Series: batch}); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return fmt.Errorf("select series: %w", err)
+	}
+	if len(batch) > 0 {
+		return stream.Send(&ingesterpb.SeriesResponse{Series: batch})
+	}
+	return nil
+}
+
+// LabelNames returns the label names of the tenant's matching series.
+func (i *Ingester) LabelNames(ctx context.Context, req *ingesterpb.LabelNamesRequest) (*ingesterpb.LabelNamesResponse, error) {
+	db, matchers, err := i.readRequest(ctx, req.Matchers)
+	if err != nil || db == nil {
+		return &ingesterpb.LabelNamesResponse{}, err
+	}
+	q, err := db.Querier(req.StartMs, req.EndMs)
+	if err != nil {
+		return nil, fmt.Errorf("open querier: %w", err)
+	}
+	defer q.Close()
+	names, _, err := q.LabelNames(ctx, &storage.LabelHints{Limit: int(req.Limit)}, matchers...)
+	if err != nil {
+		return nil, fmt.Errorf("label names: %w", err)
+	}
+	return &ingesterpb.LabelNamesResponse{Names: names}, nil
+}
+
+// LabelValues returns the values of one label among the tenant's matching series.
+func (i *Ingester) LabelValues(ctx context.Context, req *ingesterpb.LabelValuesRequest) (*ingesterpb.LabelValuesResponse, error) {
+	db, matchers, err := i.readRequest(ctx, req.Matchers)
+	if err != nil || db == nil {
+		return &ingesterpb.LabelValuesResponse{}, err
+	}
+	q, err := db.Querier(req.StartMs, req.EndMs)
+	if err != nil {
+		return nil, fmt.Errorf("open querier: %w", err)
+	}
+	defer q.Close()
+	values, _, err := q.LabelValues(ctx, req.Name, &storage.LabelHints{Limit: int(req.Limit)}, matchers...)
+	if err != nil {
+		return nil, fmt.Errorf("label values: %w", err)
+	}
+	return &ingesterpb.LabelValuesResponse{Values: values}, nil
+}
+
+// readRequest resolves the tenant's TSDB (nil when the tenant has no data
+// here) and the request's matchers.
+func (i *Ingester) readRequest(ctx context.Context, ms []*ingesterpb.LabelMatcher) (*userDB, []*labels.Matcher, error) {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return nil, nil, httpgrpc.Errorf(http.StatusUnauthorized, "%s", err)
+	}
+	matchers, err := ingesterpb.FromMatchers(ms)
+	if err != nil {
+		return nil, nil, httpgrpc.Errorf(http.StatusBadRequest, "%s", err)
+	}
+	db, err := i.lookupDB(tenantID)
+	return db, matchers, err
 }

@@ -3,7 +3,6 @@ package querier
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,109 +15,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
 )
-
-func TestParseTime(t *testing.T) {
-	for _, tc := range []struct {
-		name      string
-		in        string
-		wantMilli int64
-		wantErr   string
-	}{
-		{name: "unix seconds", in: "1764035361", wantMilli: 1764035361000},
-		// 1764035361.123 is 1764035361.12299990654 as a float64; a
-		// truncating conversion would give ...122 and miss a sample at 123.
-		{name: "unix seconds with millis", in: "1764035361.123", wantMilli: 1764035361123},
-		{name: "unix seconds with one decimal", in: "1764035361.5", wantMilli: 1764035361500},
-		{name: "sub-millisecond rounds to nearest", in: "1764035361.0006", wantMilli: 1764035361001},
-		{name: "fraction rounding up to the next second", in: "1764035361.9999", wantMilli: 1764035362000},
-		{name: "zero", in: "0", wantMilli: 0},
-		{name: "negative", in: "-1.5", wantMilli: -1500},
-		{name: "RFC3339", in: "2025-11-25T01:49:21Z", wantMilli: 1764035361000},
-		{name: "RFC3339 with offset", in: "2025-11-25T02:49:21+01:00", wantMilli: 1764035361000},
-		{name: "RFC3339Nano", in: "2025-11-25T01:49:21.123456789Z", wantMilli: 1764035361123},
-		{name: "garbage", in: "yesterday", wantErr: `cannot parse "yesterday" to a valid timestamp`},
-		{name: "date only", in: "2025-11-25", wantErr: `cannot parse "2025-11-25" to a valid timestamp`},
-		{name: "empty", in: "", wantErr: "missing"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseTime(tc.in)
-			if tc.wantErr != "" {
-				require.EqualError(t, err, tc.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tc.wantMilli, got.UnixMilli())
-		})
-	}
-}
-
-func TestParseTimeNanos(t *testing.T) {
-	// RFC 3339 keeps every digit; only Unix seconds are rounded to the ms.
-	got, err := parseTime("2025-11-25T01:49:21.123456789Z")
-	require.NoError(t, err)
-	require.Equal(t, int64(1764035361123456789), got.UnixNano())
-}
-
-func TestParseDuration(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		in      string
-		want    time.Duration
-		wantErr string
-	}{
-		{name: "integer seconds", in: "15", want: 15 * time.Second},
-		{name: "fractional seconds", in: "1.5", want: 1500 * time.Millisecond},
-		{name: "zero", in: "0", want: 0},
-		{name: "negative seconds", in: "-2", want: -2 * time.Second},
-		{name: "prometheus minutes", in: "5m", want: 5 * time.Minute},
-		{name: "prometheus compound", in: "1h30m", want: 90 * time.Minute},
-		{name: "prometheus milliseconds", in: "250ms", want: 250 * time.Millisecond},
-		{name: "garbage", in: "soon", wantErr: `cannot parse "soon" to a valid duration`},
-		{name: "empty", in: "", wantErr: `cannot parse "" to a valid duration`},
-		{name: "overflow", in: "1e30", wantErr: `cannot parse "1e30" to a valid duration. It overflows int64`},
-		{name: "negative overflow", in: "-1e30", wantErr: `cannot parse "-1e30" to a valid duration. It overflows int64`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseDuration(tc.in)
-			if tc.wantErr != "" {
-				require.EqualError(t, err, tc.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tc.want, got)
-		})
-	}
-}
-
-func TestEngineError(t *testing.T) {
-	for _, tc := range []struct {
-		name       string
-		err        error
-		wantType   string
-		wantStatus int
-	}{
-		{name: "canceled", err: promql.ErrQueryCanceled("query execution"), wantType: "canceled", wantStatus: 499},
-		{name: "wrapped canceled", err: fmt.Errorf("exec: %w", promql.ErrQueryCanceled("x")), wantType: "canceled", wantStatus: 499},
-		{name: "timeout", err: promql.ErrQueryTimeout("query execution"), wantType: "timeout", wantStatus: http.StatusServiceUnavailable},
-		{name: "deadline exceeded", err: context.DeadlineExceeded, wantType: "timeout", wantStatus: http.StatusServiceUnavailable},
-		{name: "wrapped deadline exceeded", err: fmt.Errorf("select: %w", context.DeadlineExceeded), wantType: "timeout", wantStatus: http.StatusServiceUnavailable},
-		{name: "storage", err: promql.ErrStorage{Err: errors.New("disk on fire")}, wantType: "internal", wantStatus: http.StatusInternalServerError},
-		{name: "too many samples", err: promql.ErrTooManySamples("query execution"), wantType: "execution", wantStatus: http.StatusUnprocessableEntity},
-		{name: "other", err: errors.New("boom"), wantType: "execution", wantStatus: http.StatusUnprocessableEntity},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := engineError(tc.err)
-			require.Equal(t, tc.wantType, got.typ)
-			require.Equal(t, tc.wantStatus, got.status)
-			require.Equal(t, tc.err, got.err)
-		})
-	}
-}
 
 // t0 is the timestamp of the first test sample, in ms.
 const t0 = int64(1700000000000)
@@ -129,7 +29,7 @@ const t0 = int64(1700000000000)
 //	up{job="b"} 10 20 30
 //
 // at t0, t0+15s and t0+30s.
-func newTestStorage(t *testing.T) storage.Queryable {
+func newTestStorage(t *testing.T) storage.SampleAndChunkQueryable {
 	t.Helper()
 	db, err := tsdb.Open(t.TempDir(), slog.New(slog.DiscardHandler), nil, tsdb.DefaultOptions(), nil)
 	require.NoError(t, err)
@@ -151,7 +51,7 @@ func newTestStorage(t *testing.T) storage.Queryable {
 }
 
 func testConfig() Config {
-	return Config{Timeout: 10 * time.Second, MaxSamples: 1e6, LookbackDelta: 5 * time.Minute, MaxConcurrentQueries: 2}
+	return Config{Timeout: 10 * time.Second, MaxSamples: 1e6, LookbackDelta: 5 * time.Minute, MaxConcurrentQueries: 2, RemoteReadMaxBytesInFrame: 1 << 20}
 }
 
 func newTestServer(t *testing.T, cfg Config) (*API, *httptest.Server) {
@@ -331,7 +231,7 @@ func TestAPI(t *testing.T) {
 			name:       "bad time",
 			req:        apiRequest{path: "query", params: vals("query", "up", "time", "noon")},
 			wantStatus: http.StatusBadRequest,
-			wantBody:   errorBody("bad_data", `invalid parameter "time": cannot parse "noon" to a valid timestamp`),
+			wantBody:   errorBody("bad_data", `invalid parameter "time": invalid time value for 'time': cannot parse "noon" to a valid timestamp`),
 		},
 		{
 			name:       "bad timeout",
@@ -343,7 +243,7 @@ func TestAPI(t *testing.T) {
 			name:       "missing start",
 			req:        apiRequest{path: "query_range", params: vals("query", "up", "end", ts30, "step", "15")},
 			wantStatus: http.StatusBadRequest,
-			wantBody:   errorBody("bad_data", `invalid parameter "start": missing`),
+			wantBody:   errorBody("bad_data", `invalid parameter "start": cannot parse "" to a valid timestamp`),
 		},
 		{
 			name:       "bad start",
@@ -355,7 +255,7 @@ func TestAPI(t *testing.T) {
 			name:       "missing end",
 			req:        apiRequest{path: "query_range", params: vals("query", "up", "start", ts0, "step", "15")},
 			wantStatus: http.StatusBadRequest,
-			wantBody:   errorBody("bad_data", `invalid parameter "end": missing`),
+			wantBody:   errorBody("bad_data", `invalid parameter "end": cannot parse "" to a valid timestamp`),
 		},
 		{
 			name:       "bad end",
@@ -460,23 +360,6 @@ func TestAPIMaxSamples(t *testing.T) {
 			require.Equal(t, http.StatusUnprocessableEntity, status)
 		})
 	}
-}
-
-func TestAPINoFreeSlot(t *testing.T) {
-	api, srv := newTestServer(t, testConfig())
-	// Take every slot, as long-running queries would.
-	for range cap(api.gate) {
-		api.gate <- struct{}{}
-	}
-	status, body := apiRequest{method: http.MethodGet, path: "query", params: vals("query", "up", "time", "1700000030", "timeout", "0.05")}.do(t, srv)
-	require.JSONEq(t, errorBody("timeout", "query timed out waiting for a free query slot"), body)
-	require.Equal(t, http.StatusServiceUnavailable, status)
-
-	// A freed slot serves the next query.
-	<-api.gate
-	status, body = apiRequest{method: http.MethodGet, path: "query", params: vals("query", "1", "time", "1700000030")}.do(t, srv)
-	require.JSONEq(t, `{"status":"success","data":{"resultType":"scalar","result":[1700000030,"1"]}}`, body)
-	require.Equal(t, http.StatusOK, status)
 }
 
 func TestAPIRoutes(t *testing.T) {

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
+	"strings"
 
 	"github.com/grafana/dskit/ring"
 	ringclient "github.com/grafana/dskit/ring/client"
@@ -39,11 +39,23 @@ type IngesterQueryable struct {
 	Clients ClientPool
 }
 
-var _ storage.Queryable = (*IngesterQueryable)(nil)
+var _ storage.SampleAndChunkQueryable = (*IngesterQueryable)(nil)
 
 // Querier implements storage.Queryable.
 func (q *IngesterQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 	return &ingesterQuerier{q: q, mint: mint, maxt: maxt}, nil
+}
+
+// ChunkQuerier implements storage.ChunkQueryable (remote read streams
+// chunks). The merged samples are re-encoded into chunks.
+func (q *IngesterQueryable) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	return chunkQuerier{&ingesterQuerier{q: q, mint: mint, maxt: maxt}}, nil
+}
+
+type chunkQuerier struct{ *ingesterQuerier }
+
+func (q chunkQuerier) Select(ctx context.Context, sorted bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.ChunkSeriesSet {
+	return storage.NewSeriesSetToChunkSet(q.ingesterQuerier.Select(ctx, sorted, hints, matchers...))
 }
 
 type ingesterQuerier struct {
@@ -51,42 +63,73 @@ type ingesterQuerier struct {
 	mint, maxt int64
 }
 
-// Select asks all ingesters and merges their series, removing the samples
-// the replicas have in common.
-func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
+// forEachIngester calls f on every ingester of the read replication set in
+// parallel and returns their results, failing when more ingesters fail than
+// the replication set tolerates.
+func forEachIngester[T any](ctx context.Context, q *IngesterQueryable, f func(context.Context, *client.Client) (T, error)) ([]T, error) {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
-		return storage.ErrSeriesSet(err)
+		return nil, err
 	}
-	mint, maxt := q.mint, q.maxt
-	if hints != nil {
-		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
-	}
-	rs, err := q.q.Ring.GetReplicationSetForOperation(ring.Read)
+	rs, err := q.Ring.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
-		return storage.ErrSeriesSet(fmt.Errorf("find ingesters to query: %w", err))
+		return nil, fmt.Errorf("find ingesters to query: %w", err)
 	}
-	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: ingesterpb.ToMatchers(matchers)}
 	ctx = tenant.WithTenant(ctx, tenantID)
 	results, err := rs.Do(ctx, 0, func(ctx context.Context, ing *ring.InstanceDesc) (any, error) {
-		c, err := q.q.Clients.GetClientForInstance(*ing)
+		c, err := q.Clients.GetClientForInstance(*ing)
 		if err != nil {
 			return nil, fmt.Errorf("connect to ingester %s: %w", ing.Id, err)
 		}
-		return queryIngester(ctx, c.(*client.Client), req)
+		r, err := f(ctx, c.(*client.Client))
+		if err != nil {
+			return nil, fmt.Errorf("ingester %s: %w", ing.Id, err)
+		}
+		return r, nil
 	})
 	if err != nil {
-		return storage.ErrSeriesSet(fmt.Errorf("query ingesters: %w", err))
+		return nil, fmt.Errorf("query ingesters: %w", err)
+	}
+	out := make([]T, 0, len(results))
+	for _, r := range results {
+		out = append(out, r.(T))
+	}
+	return out, nil
+}
+
+// timeRange narrows the querier's range to the hints'.
+func (q *ingesterQuerier) timeRange(start, end int64) (int64, int64) {
+	return max(q.mint, start), min(q.maxt, end)
+}
+
+// Select asks all ingesters and merges their series, removing the samples
+// the replicas have in common. With hints.Func "series" only labels are
+// fetched.
+func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
+	mint, maxt := q.mint, q.maxt
+	if hints != nil {
+		mint, maxt = q.timeRange(hints.Start, hints.End)
+	}
+	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: ingesterpb.ToMatchers(matchers)}
+	fetch := queryIngester
+	if hints != nil && hints.Func == "series" {
+		fetch = seriesIngester
+	}
+	results, err := forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]storage.ChunkSeries, error) {
+		return fetch(ctx, c, req)
+	})
+	if err != nil {
+		return storage.ErrSeriesSet(err)
 	}
 	sets := make([]storage.SeriesSet, 0, len(results))
 	for _, r := range results {
-		sets = append(sets, storage.NewSeriesSetFromChunkSeriesSet(&listChunkSeriesSet{series: r.([]storage.ChunkSeries), idx: -1}))
+		sets = append(sets, storage.NewSeriesSetFromChunkSeriesSet(&listChunkSeriesSet{series: r, idx: -1}))
 	}
 	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
 }
 
-// queryIngester reads the whole stream of one ingester into chunk series,
-// sorted by labels as the ingester sends them.
+// queryIngester reads the whole chunk stream of one ingester into chunk
+// series, sorted by labels as the ingester sends them.
 func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryRequest) ([]storage.ChunkSeries, error) {
 	stream, err := c.QueryStream(ctx, req)
 	if err != nil {
@@ -123,44 +166,83 @@ func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryR
 	}
 }
 
-// LabelValues returns the sorted values of label name among the series that
-// match. It reads the series themselves; a dedicated ingester RPC that reads
-// the index only comes with the full query API.
-func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	if len(matchers) == 0 {
-		matchers = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, name, ".+")}
+// seriesIngester reads the labels of one ingester's matching series.
+func seriesIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryRequest) ([]storage.ChunkSeries, error) {
+	stream, err := c.Series(ctx, req)
+	if err != nil {
+		return nil, err
 	}
-	values := map[string]struct{}{}
-	err := q.eachSeries(ctx, matchers, func(ls labels.Labels) {
-		if v := ls.Get(name); v != "" {
-			values[v] = struct{}{}
+	var (
+		out []storage.ChunkSeries
+		b   labels.ScratchBuilder
+	)
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
 		}
-	})
-	return sortedLimited(values, hints), nil, err
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range resp.Series {
+			out = append(out, &storage.ChunkSeriesEntry{
+				Lset:            ingesterpb.FromLabels(&b, s.Labels),
+				ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator { return storage.NewListChunkSeriesIterator() },
+			})
+		}
+	}
 }
 
-// LabelNames returns the sorted label names of the series that match.
+// LabelValues returns the sorted values of label name among the matching
+// series, merged over the ingesters.
+func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	req := &ingesterpb.LabelValuesRequest{Name: name, StartMs: q.mint, EndMs: q.maxt, Matchers: ingesterpb.ToMatchers(matchers), Limit: limitOf(hints)}
+	results, err := forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]string, error) {
+		resp, err := c.LabelValues(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return resp.Values, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return mergeSorted(results, hints), nil, nil
+}
+
+// LabelNames returns the sorted label names of the matching series, merged
+// over the ingesters.
 func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	if len(matchers) == 0 {
-		matchers = []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")}
-	}
-	names := map[string]struct{}{}
-	err := q.eachSeries(ctx, matchers, func(ls labels.Labels) {
-		ls.Range(func(l labels.Label) { names[l.Name] = struct{}{} })
+	req := &ingesterpb.LabelNamesRequest{StartMs: q.mint, EndMs: q.maxt, Matchers: ingesterpb.ToMatchers(matchers), Limit: limitOf(hints)}
+	results, err := forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]string, error) {
+		resp, err := c.LabelNames(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return resp.Names, nil
 	})
-	return sortedLimited(names, hints), nil, err
-}
-
-func (q *ingesterQuerier) eachSeries(ctx context.Context, matchers []*labels.Matcher, f func(labels.Labels)) error {
-	ss := q.Select(ctx, false, nil, matchers...)
-	for ss.Next() {
-		f(ss.At().Labels())
+	if err != nil {
+		return nil, nil, err
 	}
-	return ss.Err()
+	return mergeSorted(results, hints), nil, nil
 }
 
-func sortedLimited(set map[string]struct{}, hints *storage.LabelHints) []string {
-	out := slices.Sorted(maps.Keys(set))
+func limitOf(hints *storage.LabelHints) int64 {
+	if hints == nil {
+		return 0
+	}
+	return int64(hints.Limit)
+}
+
+// mergeSorted merges sorted string lists into one sorted list without
+// duplicates, cut to the hints' limit.
+func mergeSorted(lists [][]string, hints *storage.LabelHints) []string {
+	var out []string
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	slices.SortFunc(out, strings.Compare)
+	out = slices.Compact(out)
 	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
 		out = out[:hints.Limit]
 	}

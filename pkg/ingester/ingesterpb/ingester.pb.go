@@ -494,6 +494,285 @@ func (x *QueryStreamResponse) GetSeries() []*Series {
 	return nil
 }
 
+type SeriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Each series' labels; chunks are never set.
+	Series        []*Series `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SeriesResponse) Reset() {
+	*x = SeriesResponse{}
+	mi := &file_ingester_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SeriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SeriesResponse) ProtoMessage() {}
+
+func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SeriesResponse.ProtoReflect.Descriptor instead.
+func (*SeriesResponse) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SeriesResponse) GetSeries() []*Series {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+type LabelNamesRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	StartMs  int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs    int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	Matchers []*LabelMatcher        `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	// At most this many names (0 = all).
+	Limit         int64 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelNamesRequest) Reset() {
+	*x = LabelNamesRequest{}
+	mi := &file_ingester_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelNamesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelNamesRequest) ProtoMessage() {}
+
+func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelNamesRequest.ProtoReflect.Descriptor instead.
+func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *LabelNamesRequest) GetStartMs() int64 {
+	if x != nil {
+		return x.StartMs
+	}
+	return 0
+}
+
+func (x *LabelNamesRequest) GetEndMs() int64 {
+	if x != nil {
+		return x.EndMs
+	}
+	return 0
+}
+
+func (x *LabelNamesRequest) GetMatchers() []*LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+func (x *LabelNamesRequest) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type LabelNamesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Names         []string               `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelNamesResponse) Reset() {
+	*x = LabelNamesResponse{}
+	mi := &file_ingester_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelNamesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelNamesResponse) ProtoMessage() {}
+
+func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelNamesResponse.ProtoReflect.Descriptor instead.
+func (*LabelNamesResponse) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *LabelNamesResponse) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+type LabelValuesRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	StartMs  int64                  `protobuf:"varint,2,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs    int64                  `protobuf:"varint,3,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	Matchers []*LabelMatcher        `protobuf:"bytes,4,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	// At most this many values (0 = all).
+	Limit         int64 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelValuesRequest) Reset() {
+	*x = LabelValuesRequest{}
+	mi := &file_ingester_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelValuesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelValuesRequest) ProtoMessage() {}
+
+func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelValuesRequest.ProtoReflect.Descriptor instead.
+func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *LabelValuesRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LabelValuesRequest) GetStartMs() int64 {
+	if x != nil {
+		return x.StartMs
+	}
+	return 0
+}
+
+func (x *LabelValuesRequest) GetEndMs() int64 {
+	if x != nil {
+		return x.EndMs
+	}
+	return 0
+}
+
+func (x *LabelValuesRequest) GetMatchers() []*LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+func (x *LabelValuesRequest) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type LabelValuesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Values        []string               `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LabelValuesResponse) Reset() {
+	*x = LabelValuesResponse{}
+	mi := &file_ingester_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LabelValuesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LabelValuesResponse) ProtoMessage() {}
+
+func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LabelValuesResponse.ProtoReflect.Descriptor instead.
+func (*LabelValuesResponse) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *LabelValuesResponse) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 var File_ingester_proto protoreflect.FileDescriptor
 
 const file_ingester_proto_rawDesc = "" +
@@ -527,10 +806,31 @@ const file_ingester_proto_rawDesc = "" +
 	"\x06labels\x18\x01 \x03(\v2\x1c.neocortex.ingester.v1.LabelR\x06labels\x124\n" +
 	"\x06chunks\x18\x02 \x03(\v2\x1c.neocortex.ingester.v1.ChunkR\x06chunks\"L\n" +
 	"\x13QueryStreamResponse\x125\n" +
-	"\x06series\x18\x01 \x03(\v2\x1d.neocortex.ingester.v1.SeriesR\x06series2\xbd\x01\n" +
+	"\x06series\x18\x01 \x03(\v2\x1d.neocortex.ingester.v1.SeriesR\x06series\"G\n" +
+	"\x0eSeriesResponse\x125\n" +
+	"\x06series\x18\x01 \x03(\v2\x1d.neocortex.ingester.v1.SeriesR\x06series\"\x9c\x01\n" +
+	"\x11LabelNamesRequest\x12\x19\n" +
+	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
+	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12?\n" +
+	"\bmatchers\x18\x03 \x03(\v2#.neocortex.ingester.v1.LabelMatcherR\bmatchers\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x03R\x05limit\"*\n" +
+	"\x12LabelNamesResponse\x12\x14\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\"\xb1\x01\n" +
+	"\x12LabelValuesRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
+	"\bstart_ms\x18\x02 \x01(\x03R\astartMs\x12\x15\n" +
+	"\x06end_ms\x18\x03 \x01(\x03R\x05endMs\x12?\n" +
+	"\bmatchers\x18\x04 \x03(\v2#.neocortex.ingester.v1.LabelMatcherR\bmatchers\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\x03R\x05limit\"-\n" +
+	"\x13LabelValuesResponse\x12\x16\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values2\xde\x03\n" +
 	"\bIngester\x12O\n" +
 	"\x04Push\x12\".neocortex.ingester.v1.PushRequest\x1a#.neocortex.ingester.v1.PushResponse\x12`\n" +
-	"\vQueryStream\x12#.neocortex.ingester.v1.QueryRequest\x1a*.neocortex.ingester.v1.QueryStreamResponse0\x01B@Z>github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpbb\x06proto3"
+	"\vQueryStream\x12#.neocortex.ingester.v1.QueryRequest\x1a*.neocortex.ingester.v1.QueryStreamResponse0\x01\x12V\n" +
+	"\x06Series\x12#.neocortex.ingester.v1.QueryRequest\x1a%.neocortex.ingester.v1.SeriesResponse0\x01\x12a\n" +
+	"\n" +
+	"LabelNames\x12(.neocortex.ingester.v1.LabelNamesRequest\x1a).neocortex.ingester.v1.LabelNamesResponse\x12d\n" +
+	"\vLabelValues\x12).neocortex.ingester.v1.LabelValuesRequest\x1a*.neocortex.ingester.v1.LabelValuesResponseB@Z>github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpbb\x06proto3"
 
 var (
 	file_ingester_proto_rawDescOnce sync.Once
@@ -545,7 +845,7 @@ func file_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_ingester_proto_goTypes = []any{
 	(LabelMatcher_Type)(0),      // 0: neocortex.ingester.v1.LabelMatcher.Type
 	(*PushRequest)(nil),         // 1: neocortex.ingester.v1.PushRequest
@@ -556,22 +856,36 @@ var file_ingester_proto_goTypes = []any{
 	(*Chunk)(nil),               // 6: neocortex.ingester.v1.Chunk
 	(*Series)(nil),              // 7: neocortex.ingester.v1.Series
 	(*QueryStreamResponse)(nil), // 8: neocortex.ingester.v1.QueryStreamResponse
+	(*SeriesResponse)(nil),      // 9: neocortex.ingester.v1.SeriesResponse
+	(*LabelNamesRequest)(nil),   // 10: neocortex.ingester.v1.LabelNamesRequest
+	(*LabelNamesResponse)(nil),  // 11: neocortex.ingester.v1.LabelNamesResponse
+	(*LabelValuesRequest)(nil),  // 12: neocortex.ingester.v1.LabelValuesRequest
+	(*LabelValuesResponse)(nil), // 13: neocortex.ingester.v1.LabelValuesResponse
 }
 var file_ingester_proto_depIdxs = []int32{
-	0, // 0: neocortex.ingester.v1.LabelMatcher.type:type_name -> neocortex.ingester.v1.LabelMatcher.Type
-	3, // 1: neocortex.ingester.v1.QueryRequest.matchers:type_name -> neocortex.ingester.v1.LabelMatcher
-	5, // 2: neocortex.ingester.v1.Series.labels:type_name -> neocortex.ingester.v1.Label
-	6, // 3: neocortex.ingester.v1.Series.chunks:type_name -> neocortex.ingester.v1.Chunk
-	7, // 4: neocortex.ingester.v1.QueryStreamResponse.series:type_name -> neocortex.ingester.v1.Series
-	1, // 5: neocortex.ingester.v1.Ingester.Push:input_type -> neocortex.ingester.v1.PushRequest
-	4, // 6: neocortex.ingester.v1.Ingester.QueryStream:input_type -> neocortex.ingester.v1.QueryRequest
-	2, // 7: neocortex.ingester.v1.Ingester.Push:output_type -> neocortex.ingester.v1.PushResponse
-	8, // 8: neocortex.ingester.v1.Ingester.QueryStream:output_type -> neocortex.ingester.v1.QueryStreamResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	0,  // 0: neocortex.ingester.v1.LabelMatcher.type:type_name -> neocortex.ingester.v1.LabelMatcher.Type
+	3,  // 1: neocortex.ingester.v1.QueryRequest.matchers:type_name -> neocortex.ingester.v1.LabelMatcher
+	5,  // 2: neocortex.ingester.v1.Series.labels:type_name -> neocortex.ingester.v1.Label
+	6,  // 3: neocortex.ingester.v1.Series.chunks:type_name -> neocortex.ingester.v1.Chunk
+	7,  // 4: neocortex.ingester.v1.QueryStreamResponse.series:type_name -> neocortex.ingester.v1.Series
+	7,  // 5: neocortex.ingester.v1.SeriesResponse.series:type_name -> neocortex.ingester.v1.Series
+	3,  // 6: neocortex.ingester.v1.LabelNamesRequest.matchers:type_name -> neocortex.ingester.v1.LabelMatcher
+	3,  // 7: neocortex.ingester.v1.LabelValuesRequest.matchers:type_name -> neocortex.ingester.v1.LabelMatcher
+	1,  // 8: neocortex.ingester.v1.Ingester.Push:input_type -> neocortex.ingester.v1.PushRequest
+	4,  // 9: neocortex.ingester.v1.Ingester.QueryStream:input_type -> neocortex.ingester.v1.QueryRequest
+	4,  // 10: neocortex.ingester.v1.Ingester.Series:input_type -> neocortex.ingester.v1.QueryRequest
+	10, // 11: neocortex.ingester.v1.Ingester.LabelNames:input_type -> neocortex.ingester.v1.LabelNamesRequest
+	12, // 12: neocortex.ingester.v1.Ingester.LabelValues:input_type -> neocortex.ingester.v1.LabelValuesRequest
+	2,  // 13: neocortex.ingester.v1.Ingester.Push:output_type -> neocortex.ingester.v1.PushResponse
+	8,  // 14: neocortex.ingester.v1.Ingester.QueryStream:output_type -> neocortex.ingester.v1.QueryStreamResponse
+	9,  // 15: neocortex.ingester.v1.Ingester.Series:output_type -> neocortex.ingester.v1.SeriesResponse
+	11, // 16: neocortex.ingester.v1.Ingester.LabelNames:output_type -> neocortex.ingester.v1.LabelNamesResponse
+	13, // 17: neocortex.ingester.v1.Ingester.LabelValues:output_type -> neocortex.ingester.v1.LabelValuesResponse
+	13, // [13:18] is the sub-list for method output_type
+	8,  // [8:13] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_ingester_proto_init() }
@@ -585,7 +899,7 @@ func file_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingester_proto_rawDesc), len(file_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

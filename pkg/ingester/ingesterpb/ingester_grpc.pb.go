@@ -24,6 +24,9 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Ingester_Push_FullMethodName        = "/neocortex.ingester.v1.Ingester/Push"
 	Ingester_QueryStream_FullMethodName = "/neocortex.ingester.v1.Ingester/QueryStream"
+	Ingester_Series_FullMethodName      = "/neocortex.ingester.v1.Ingester/Series"
+	Ingester_LabelNames_FullMethodName  = "/neocortex.ingester.v1.Ingester/LabelNames"
+	Ingester_LabelValues_FullMethodName = "/neocortex.ingester.v1.Ingester/LabelValues"
 )
 
 // IngesterClient is the client API for Ingester service.
@@ -38,6 +41,15 @@ type IngesterClient interface {
 	// QueryStream streams the series matching the request as XOR (or native
 	// histogram) chunks, sorted by labels, in batches.
 	QueryStream(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[QueryStreamResponse], error)
+	// Series streams the labels of the series that match, without samples,
+	// sorted by labels. It reads the TSDB index only.
+	Series(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SeriesResponse], error)
+	// LabelNames returns the sorted label names of the matching series (of
+	// all series without matchers) in the time range, from the index.
+	LabelNames(ctx context.Context, in *LabelNamesRequest, opts ...grpc.CallOption) (*LabelNamesResponse, error)
+	// LabelValues returns the sorted values of one label among the matching
+	// series in the time range, from the index.
+	LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (*LabelValuesResponse, error)
 }
 
 type ingesterClient struct {
@@ -77,6 +89,45 @@ func (c *ingesterClient) QueryStream(ctx context.Context, in *QueryRequest, opts
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Ingester_QueryStreamClient = grpc.ServerStreamingClient[QueryStreamResponse]
 
+func (c *ingesterClient) Series(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SeriesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Ingester_ServiceDesc.Streams[1], Ingester_Series_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[QueryRequest, SeriesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_SeriesClient = grpc.ServerStreamingClient[SeriesResponse]
+
+func (c *ingesterClient) LabelNames(ctx context.Context, in *LabelNamesRequest, opts ...grpc.CallOption) (*LabelNamesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LabelNamesResponse)
+	err := c.cc.Invoke(ctx, Ingester_LabelNames_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingesterClient) LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (*LabelValuesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LabelValuesResponse)
+	err := c.cc.Invoke(ctx, Ingester_LabelValues_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngesterServer is the server API for Ingester service.
 // All implementations must embed UnimplementedIngesterServer
 // for forward compatibility.
@@ -89,6 +140,15 @@ type IngesterServer interface {
 	// QueryStream streams the series matching the request as XOR (or native
 	// histogram) chunks, sorted by labels, in batches.
 	QueryStream(*QueryRequest, grpc.ServerStreamingServer[QueryStreamResponse]) error
+	// Series streams the labels of the series that match, without samples,
+	// sorted by labels. It reads the TSDB index only.
+	Series(*QueryRequest, grpc.ServerStreamingServer[SeriesResponse]) error
+	// LabelNames returns the sorted label names of the matching series (of
+	// all series without matchers) in the time range, from the index.
+	LabelNames(context.Context, *LabelNamesRequest) (*LabelNamesResponse, error)
+	// LabelValues returns the sorted values of one label among the matching
+	// series in the time range, from the index.
+	LabelValues(context.Context, *LabelValuesRequest) (*LabelValuesResponse, error)
 	mustEmbedUnimplementedIngesterServer()
 }
 
@@ -104,6 +164,15 @@ func (UnimplementedIngesterServer) Push(context.Context, *PushRequest) (*PushRes
 }
 func (UnimplementedIngesterServer) QueryStream(*QueryRequest, grpc.ServerStreamingServer[QueryStreamResponse]) error {
 	return status.Error(codes.Unimplemented, "method QueryStream not implemented")
+}
+func (UnimplementedIngesterServer) Series(*QueryRequest, grpc.ServerStreamingServer[SeriesResponse]) error {
+	return status.Error(codes.Unimplemented, "method Series not implemented")
+}
+func (UnimplementedIngesterServer) LabelNames(context.Context, *LabelNamesRequest) (*LabelNamesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LabelNames not implemented")
+}
+func (UnimplementedIngesterServer) LabelValues(context.Context, *LabelValuesRequest) (*LabelValuesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LabelValues not implemented")
 }
 func (UnimplementedIngesterServer) mustEmbedUnimplementedIngesterServer() {}
 func (UnimplementedIngesterServer) testEmbeddedByValue()                  {}
@@ -155,6 +224,53 @@ func _Ingester_QueryStream_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Ingester_QueryStreamServer = grpc.ServerStreamingServer[QueryStreamResponse]
 
+func _Ingester_Series_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(QueryRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(IngesterServer).Series(m, &grpc.GenericServerStream[QueryRequest, SeriesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_SeriesServer = grpc.ServerStreamingServer[SeriesResponse]
+
+func _Ingester_LabelNames_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LabelNamesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).LabelNames(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_LabelNames_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).LabelNames(ctx, req.(*LabelNamesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ingester_LabelValues_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LabelValuesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).LabelValues(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_LabelValues_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).LabelValues(ctx, req.(*LabelValuesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Ingester_ServiceDesc is the grpc.ServiceDesc for Ingester service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -166,11 +282,24 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Push",
 			Handler:    _Ingester_Push_Handler,
 		},
+		{
+			MethodName: "LabelNames",
+			Handler:    _Ingester_LabelNames_Handler,
+		},
+		{
+			MethodName: "LabelValues",
+			Handler:    _Ingester_LabelValues_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "QueryStream",
 			Handler:       _Ingester_QueryStream_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Series",
+			Handler:       _Ingester_Series_Handler,
 			ServerStreams: true,
 		},
 	},
