@@ -111,19 +111,29 @@ func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Sel
 		mint, maxt = q.timeRange(hints.Start, hints.End)
 	}
 	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: ingesterpb.ToMatchers(matchers)}
-	fetch := queryIngester
+	var (
+		sets []storage.SeriesSet
+		err  error
+	)
 	if hints != nil && hints.Func == "series" {
-		fetch = seriesIngester
+		var results [][]storage.Series
+		results, err = forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]storage.Series, error) {
+			return seriesIngester(ctx, c, req)
+		})
+		for _, r := range results {
+			sets = append(sets, &listSeriesSet{series: r, idx: -1})
+		}
+	} else {
+		var results [][]storage.ChunkSeries
+		results, err = forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]storage.ChunkSeries, error) {
+			return queryIngester(ctx, c, req)
+		})
+		for _, r := range results {
+			sets = append(sets, storage.NewSeriesSetFromChunkSeriesSet(&listChunkSeriesSet{series: r, idx: -1}))
+		}
 	}
-	results, err := forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]storage.ChunkSeries, error) {
-		return fetch(ctx, c, req)
-	})
 	if err != nil {
 		return storage.ErrSeriesSet(err)
-	}
-	sets := make([]storage.SeriesSet, 0, len(results))
-	for _, r := range results {
-		sets = append(sets, storage.NewSeriesSetFromChunkSeriesSet(&listChunkSeriesSet{series: r, idx: -1}))
 	}
 	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
 }
@@ -166,14 +176,15 @@ func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryR
 	}
 }
 
-// seriesIngester reads the labels of one ingester's matching series.
-func seriesIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryRequest) ([]storage.ChunkSeries, error) {
+// seriesIngester reads the labels of one ingester's matching series, as
+// series without samples.
+func seriesIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryRequest) ([]storage.Series, error) {
 	stream, err := c.Series(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	var (
-		out []storage.ChunkSeries
+		out []storage.Series
 		b   labels.ScratchBuilder
 	)
 	for {
@@ -185,10 +196,7 @@ func seriesIngester(ctx context.Context, c *client.Client, req *ingesterpb.Query
 			return nil, err
 		}
 		for _, s := range resp.Series {
-			out = append(out, &storage.ChunkSeriesEntry{
-				Lset:            ingesterpb.FromLabels(&b, s.Labels),
-				ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator { return storage.NewListChunkSeriesIterator() },
-			})
+			out = append(out, storage.NewListSeries(ingesterpb.FromLabels(&b, s.Labels), nil))
 		}
 	}
 }
@@ -260,3 +268,13 @@ func (s *listChunkSeriesSet) Next() bool                        { s.idx++; retur
 func (s *listChunkSeriesSet) At() storage.ChunkSeries           { return s.series[s.idx] }
 func (s *listChunkSeriesSet) Err() error                        { return nil }
 func (s *listChunkSeriesSet) Warnings() annotations.Annotations { return nil }
+
+type listSeriesSet struct {
+	series []storage.Series
+	idx    int
+}
+
+func (s *listSeriesSet) Next() bool                        { s.idx++; return s.idx < len(s.series) }
+func (s *listSeriesSet) At() storage.Series                { return s.series[s.idx] }
+func (s *listSeriesSet) Err() error                        { return nil }
+func (s *listSeriesSet) Warnings() annotations.Annotations { return nil }
