@@ -101,7 +101,7 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 		IngesterRing: {Server, MemberlistKV},
 		Ingester:     {Server, Overrides, MemberlistKV},
 		Distributor:  {Server, Overrides, IngesterRing},
-		Querier:      {Server, IngesterRing},
+		Querier:      {Server, Overrides, IngesterRing},
 		All:          {Distributor, Ingester, Querier},
 	}
 	for mod, d := range deps {
@@ -351,7 +351,12 @@ func (a *App) initDistributor() (services.Service, error) {
 }
 
 func (a *App) initQuerier() (services.Service, error) {
-	q := &querier.IngesterQueryable{Ring: a.Ring, Clients: a.Clients}
+	q := &querier.IngesterQueryable{
+		Ring:    a.Ring,
+		Clients: a.Clients,
+		Limits:  a.Overrides,
+		Metrics: querier.NewFetchMetrics(a.Registry),
+	}
 	api := querier.NewAPI(a.Cfg.Querier, q, a.Logger.With("component", "querier"), a.Registry)
 	api.Register(a.Server.HTTP, "/prometheus", a.withTenant)
 	api.Register(a.Server.HTTP, "/api/prom", a.withTenant)

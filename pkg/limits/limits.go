@@ -25,6 +25,12 @@ type Limits struct {
 	MaxSeriesPerUser     int           `yaml:"max_series_per_user"`
 	MaxSeriesPerMetric   int           `yaml:"max_series_per_metric"`
 	OutOfOrderTimeWindow time.Duration `yaml:"out_of_order_time_window"`
+
+	// Querier.
+	MaxQueryLength               time.Duration `yaml:"max_query_length"`
+	MaxQueryLookback             time.Duration `yaml:"max_query_lookback"`
+	MaxFetchedSeriesPerQuery     int           `yaml:"max_fetched_series_per_query"`
+	MaxFetchedChunkBytesPerQuery int           `yaml:"max_fetched_chunk_bytes_per_query"`
 }
 
 // RegisterFlags registers the default of every limit. The flag names are the
@@ -39,6 +45,10 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxSeriesPerUser, "ingester.max-series-per-user", 5000000, "Maximum number of active series per tenant in each ingester (0 = unlimited).")
 	f.IntVar(&l.MaxSeriesPerMetric, "ingester.max-series-per-metric", 50000, "Maximum number of active series per metric name per tenant in each ingester (0 = unlimited).")
 	f.DurationVar(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", 0, "How far behind a series' newest sample an out-of-order sample is still accepted (0 = out-of-order samples are rejected).")
+	f.DurationVar(&l.MaxQueryLength, "querier.max-query-length", 0, "Longest time range a query may read, lookback and range selectors included (0 = unlimited); longer queries get 422.")
+	f.DurationVar(&l.MaxQueryLookback, "querier.max-query-lookback", 0, "How far back queries may read (0 = unlimited); older parts of a query's range read no data.")
+	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0, "Most series one query may fetch from the ingesters (0 = unlimited); more get 422.")
+	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 0, "Most chunk bytes one query may fetch from the ingesters (0 = unlimited); more get 422.")
 }
 
 // Validate reports limits that cannot be meant.
@@ -54,6 +64,8 @@ func (l *Limits) Validate() error {
 		return errors.New("creation_grace_period and out_of_order_time_window must not be negative")
 	case l.MaxSeriesPerUser < 0, l.MaxSeriesPerMetric < 0:
 		return errors.New("series limits must not be negative")
+	case l.MaxQueryLength < 0, l.MaxQueryLookback < 0, l.MaxFetchedSeriesPerQuery < 0, l.MaxFetchedChunkBytesPerQuery < 0:
+		return errors.New("query limits must not be negative")
 	}
 	return nil
 }

@@ -30,6 +30,8 @@ type Config struct {
 	LookbackDelta        time.Duration `yaml:"lookback_delta"`
 	MaxConcurrentQueries int           `yaml:"max_concurrent"`
 
+	SlowQueryThreshold time.Duration `yaml:"log_queries_longer_than"`
+
 	RemoteReadSampleLimit      int `yaml:"remote_read_sample_limit"`
 	RemoteReadConcurrencyLimit int `yaml:"remote_read_concurrency_limit"`
 	RemoteReadMaxBytesInFrame  int `yaml:"remote_read_max_bytes_in_frame"`
@@ -41,6 +43,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxSamples, "querier.max-samples", 50000000, "Most samples one query may hold in memory at once.")
 	f.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for a sample.")
 	f.IntVar(&c.MaxConcurrentQueries, "querier.max-concurrent", 20, "Most queries evaluated at once; more wait.")
+	f.DurationVar(&c.SlowQueryThreshold, "querier.log-queries-longer-than", 10*time.Second, "Log queries that take at least this long, with their tenant, query and what they fetched (0 = never).")
 	f.IntVar(&c.RemoteReadSampleLimit, "querier.remote-read-sample-limit", 50000000, "Most samples one sampled remote-read request may return (0 = unlimited).")
 	f.IntVar(&c.RemoteReadConcurrencyLimit, "querier.remote-read-concurrency-limit", 10, "Most remote-read requests served at once (0 = unlimited).")
 	f.IntVar(&c.RemoteReadMaxBytesInFrame, "querier.remote-read-max-bytes-in-frame", 1<<20, "Largest frame of a streamed remote-read response, in bytes.")
@@ -59,7 +62,8 @@ func (c *Config) Validate() error {
 
 // API serves the Prometheus query endpoints over a queryable.
 type API struct {
-	router *route.Router
+	router  *route.Router
+	handler http.Handler
 }
 
 // routes are the Prometheus API endpoints Neocortex serves, under
@@ -113,13 +117,13 @@ func NewAPI(cfg Config, q storage.SampleAndChunkQueryable, logger *slog.Logger, 
 	)
 	router := route.New().WithPrefix("/api/v1")
 	api.Register(router)
-	return &API{router: router}
+	return &API{router: router, handler: instrument(router, newRequestMetrics(reg), logger, cfg.SlowQueryThreshold)}
 }
 
 // Register adds the endpoints under prefix (e.g. "/prometheus") to mux;
 // wrap wraps each handler (tenant resolution).
 func (a *API) Register(mux *http.ServeMux, prefix string, wrap func(http.Handler) http.Handler) {
-	h := wrap(http.StripPrefix(prefix, a.router))
+	h := wrap(http.StripPrefix(prefix, a.handler))
 	for _, r := range routes {
 		mux.Handle(r.method+" "+prefix+"/api/v1"+r.path, h)
 	}

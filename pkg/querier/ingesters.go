@@ -7,10 +7,15 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/grafana/dskit/ring"
 	ringclient "github.com/grafana/dskit/ring/client"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -18,6 +23,7 @@ import (
 
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/client"
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
+	"github.com/neocortex-metrics/neocortex/pkg/limits"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
 )
 
@@ -37,19 +43,67 @@ type ClientPool interface {
 type IngesterQueryable struct {
 	Ring    IngesterRing
 	Clients ClientPool
+	// Limits are the per-tenant query limits; nil means none.
+	Limits *limits.Overrides
+	// Metrics count what queries fetch; nil counts nothing.
+	Metrics *FetchMetrics
+	// Now is the clock max_query_lookback is measured against.
+	Now func() time.Time
+}
+
+// FetchMetrics count what queries fetch from the ingesters, per tenant.
+type FetchMetrics struct {
+	series, chunks, bytes *prometheus.CounterVec
+}
+
+// NewFetchMetrics registers the fetch counters.
+func NewFetchMetrics(reg prometheus.Registerer) *FetchMetrics {
+	f := promauto.With(reg)
+	return &FetchMetrics{
+		series: f.NewCounterVec(prometheus.CounterOpts{Name: "neocortex_querier_fetched_series_total", Help: "Series fetched from ingesters (after merging replicas)."}, []string{"tenant"}),
+		chunks: f.NewCounterVec(prometheus.CounterOpts{Name: "neocortex_querier_fetched_chunks_total", Help: "Chunks fetched from ingesters (every replica's)."}, []string{"tenant"}),
+		bytes:  f.NewCounterVec(prometheus.CounterOpts{Name: "neocortex_querier_fetched_chunk_bytes_total", Help: "Chunk bytes fetched from ingesters (every replica's)."}, []string{"tenant"}),
+	}
+}
+
+// Stats is what one request fetched; the API puts it in the request context.
+type Stats struct {
+	Series, Chunks, Bytes atomic.Int64
+}
+
+type statsKey struct{}
+
+// WithStats returns a context that collects what its queries fetch.
+func WithStats(ctx context.Context, s *Stats) context.Context {
+	return context.WithValue(ctx, statsKey{}, s)
+}
+
+// StatsFromContext returns the stats collector of ctx, or nil.
+func StatsFromContext(ctx context.Context) *Stats {
+	s, _ := ctx.Value(statsKey{}).(*Stats)
+	return s
+}
+
+// LimitError is a query refused by a per-tenant query limit.
+type LimitError struct{ msg string }
+
+func (e *LimitError) Error() string { return e.msg }
+
+func limitErrorf(format string, args ...any) *LimitError {
+	return &LimitError{msg: fmt.Sprintf(format, args...)}
 }
 
 var _ storage.SampleAndChunkQueryable = (*IngesterQueryable)(nil)
 
 // Querier implements storage.Queryable.
 func (q *IngesterQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return &ingesterQuerier{q: q, mint: mint, maxt: maxt}, nil
+	return &ingesterQuerier{q: q, mint: mint, maxt: maxt, fetched: &fetched{}}, nil
 }
 
 // ChunkQuerier implements storage.ChunkQueryable (remote read streams
 // chunks). The merged samples are re-encoded into chunks.
 func (q *IngesterQueryable) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
-	return chunkQuerier{&ingesterQuerier{q: q, mint: mint, maxt: maxt}}, nil
+	return chunkQuerier{&ingesterQuerier{q: q, mint: mint, maxt: maxt, fetched: &fetched{}}}, nil
 }
 
 type chunkQuerier struct{ *ingesterQuerier }
@@ -61,6 +115,59 @@ func (q chunkQuerier) Select(ctx context.Context, sorted bool, hints *storage.Se
 type ingesterQuerier struct {
 	q          *IngesterQueryable
 	mint, maxt int64
+	fetched    *fetched // by all Selects of one query
+}
+
+// fetched is what one query has fetched so far.
+type fetched struct {
+	series, bytes atomic.Int64
+}
+
+func (q *ingesterQuerier) limits(tenantID string) *limits.Limits {
+	if q.q.Limits == nil {
+		return &limits.Limits{}
+	}
+	return q.q.Limits.For(tenantID)
+}
+
+// checkRange applies max_query_length to the whole query and
+// max_query_lookback to [mint, maxt]; ok false means nothing is left to read.
+func (q *ingesterQuerier) checkRange(lim *limits.Limits, mint, maxt int64) (int64, int64, bool, error) {
+	if l := lim.MaxQueryLength; l > 0 && q.maxt-q.mint > l.Milliseconds() {
+		return 0, 0, false, limitErrorf("the query time range of %s is longer than the limit of %s (max_query_length)",
+			time.Duration(q.maxt-q.mint)*time.Millisecond, l)
+	}
+	if l := lim.MaxQueryLookback; l > 0 {
+		now := time.Now
+		if q.q.Now != nil {
+			now = q.q.Now
+		}
+		mint = max(mint, now().Add(-l).UnixMilli())
+	}
+	return mint, maxt, mint <= maxt, nil
+}
+
+// account adds one Select's fetches to the query's and checks the limits.
+func (q *ingesterQuerier) account(ctx context.Context, tenantID string, lim *limits.Limits, series, chunks, bytes int) error {
+	if st := StatsFromContext(ctx); st != nil {
+		st.Series.Add(int64(series))
+		st.Chunks.Add(int64(chunks))
+		st.Bytes.Add(int64(bytes))
+	}
+	if m := q.q.Metrics; m != nil {
+		m.series.WithLabelValues(tenantID).Add(float64(series))
+		m.chunks.WithLabelValues(tenantID).Add(float64(chunks))
+		m.bytes.WithLabelValues(tenantID).Add(float64(bytes))
+	}
+	totalSeries := q.fetched.series.Add(int64(series))
+	totalBytes := q.fetched.bytes.Add(int64(bytes))
+	if l := lim.MaxFetchedSeriesPerQuery; l > 0 && totalSeries > int64(l) {
+		return limitErrorf("the query fetched %d series, more than the limit of %d (max_fetched_series_per_query)", totalSeries, l)
+	}
+	if l := lim.MaxFetchedChunkBytesPerQuery; l > 0 && totalBytes > int64(l) {
+		return limitErrorf("the query fetched %d bytes of chunks, more than the limit of %d (max_fetched_chunk_bytes_per_query)", totalBytes, l)
+	}
+	return nil
 }
 
 // forEachIngester calls f on every ingester of the read replication set in
@@ -106,47 +213,78 @@ func (q *ingesterQuerier) timeRange(start, end int64) (int64, int64) {
 // the replicas have in common. With hints.Func "series" only labels are
 // fetched.
 func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	lim := q.limits(tenantID)
 	mint, maxt := q.mint, q.maxt
 	if hints != nil {
 		mint, maxt = q.timeRange(hints.Start, hints.End)
 	}
+	mint, maxt, ok, err := q.checkRange(lim, mint, maxt)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	if !ok {
+		return storage.EmptySeriesSet()
+	}
 	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: ingesterpb.ToMatchers(matchers)}
-	var (
-		sets []storage.SeriesSet
-		err  error
-	)
+	var sets []storage.SeriesSet
+	unique := map[uint64]struct{}{}
+	chunksFetched, bytesFetched := 0, 0
 	if hints != nil && hints.Func == "series" {
-		var results [][]storage.Series
-		results, err = forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]storage.Series, error) {
+		results, err := forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]storage.Series, error) {
 			return seriesIngester(ctx, c, req)
 		})
+		if err != nil {
+			return storage.ErrSeriesSet(promql.ErrStorage{Err: err})
+		}
 		for _, r := range results {
+			for _, s := range r {
+				unique[s.Labels().Hash()] = struct{}{}
+			}
 			sets = append(sets, &listSeriesSet{series: r, idx: -1})
 		}
 	} else {
-		var results [][]storage.ChunkSeries
-		results, err = forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]storage.ChunkSeries, error) {
+		results, err := forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]fetchedSeries, error) {
 			return queryIngester(ctx, c, req)
 		})
+		if err != nil {
+			return storage.ErrSeriesSet(promql.ErrStorage{Err: err})
+		}
 		for _, r := range results {
-			sets = append(sets, storage.NewSeriesSetFromChunkSeriesSet(&listChunkSeriesSet{series: r, idx: -1}))
+			cs := make([]storage.ChunkSeries, 0, len(r))
+			for _, s := range r {
+				unique[s.Labels().Hash()] = struct{}{}
+				chunksFetched += s.chunks
+				bytesFetched += s.bytes
+				cs = append(cs, s)
+			}
+			sets = append(sets, storage.NewSeriesSetFromChunkSeriesSet(&listChunkSeriesSet{series: cs, idx: -1}))
 		}
 	}
-	if err != nil {
+	if err := q.account(ctx, tenantID, lim, len(unique), chunksFetched, bytesFetched); err != nil {
 		return storage.ErrSeriesSet(err)
 	}
 	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
 }
 
+// fetchedSeries is a series read from an ingester, with what it cost.
+type fetchedSeries struct {
+	*storage.ChunkSeriesEntry
+	chunks, bytes int
+}
+
 // queryIngester reads the whole chunk stream of one ingester into chunk
 // series, sorted by labels as the ingester sends them.
-func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryRequest) ([]storage.ChunkSeries, error) {
+func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryRequest) ([]fetchedSeries, error) {
 	stream, err := c.QueryStream(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	var (
-		out []storage.ChunkSeries
+		out []fetchedSeries
 		b   labels.ScratchBuilder
 	)
 	for {
@@ -159,18 +297,24 @@ func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryR
 		}
 		for _, s := range resp.Series {
 			metas := make([]chunks.Meta, 0, len(s.Chunks))
+			size := 0
 			for _, c := range s.Chunks {
+				size += len(c.Data)
 				chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
 				if err != nil {
 					return nil, fmt.Errorf("decode chunk: %w", err)
 				}
 				metas = append(metas, chunks.Meta{MinTime: c.MinTimeMs, MaxTime: c.MaxTimeMs, Chunk: chk})
 			}
-			out = append(out, &storage.ChunkSeriesEntry{
-				Lset: ingesterpb.FromLabels(&b, s.Labels),
-				ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
-					return storage.NewListChunkSeriesIterator(metas...)
+			out = append(out, fetchedSeries{
+				ChunkSeriesEntry: &storage.ChunkSeriesEntry{
+					Lset: ingesterpb.FromLabels(&b, s.Labels),
+					ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
+						return storage.NewListChunkSeriesIterator(metas...)
+					},
 				},
+				chunks: len(metas),
+				bytes:  size,
 			})
 		}
 	}
@@ -204,7 +348,11 @@ func seriesIngester(ctx context.Context, c *client.Client, req *ingesterpb.Query
 // LabelValues returns the sorted values of label name among the matching
 // series, merged over the ingesters.
 func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	req := &ingesterpb.LabelValuesRequest{Name: name, StartMs: q.mint, EndMs: q.maxt, Matchers: ingesterpb.ToMatchers(matchers), Limit: limitOf(hints)}
+	mint, maxt, ok, err := q.labelRange(ctx)
+	if err != nil || !ok {
+		return nil, nil, err
+	}
+	req := &ingesterpb.LabelValuesRequest{Name: name, StartMs: mint, EndMs: maxt, Matchers: ingesterpb.ToMatchers(matchers), Limit: limitOf(hints)}
 	results, err := forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]string, error) {
 		resp, err := c.LabelValues(ctx, req)
 		if err != nil {
@@ -213,7 +361,7 @@ func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *s
 		return resp.Values, nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, promql.ErrStorage{Err: err}
 	}
 	return mergeSorted(results, hints), nil, nil
 }
@@ -221,7 +369,11 @@ func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *s
 // LabelNames returns the sorted label names of the matching series, merged
 // over the ingesters.
 func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	req := &ingesterpb.LabelNamesRequest{StartMs: q.mint, EndMs: q.maxt, Matchers: ingesterpb.ToMatchers(matchers), Limit: limitOf(hints)}
+	mint, maxt, ok, err := q.labelRange(ctx)
+	if err != nil || !ok {
+		return nil, nil, err
+	}
+	req := &ingesterpb.LabelNamesRequest{StartMs: mint, EndMs: maxt, Matchers: ingesterpb.ToMatchers(matchers), Limit: limitOf(hints)}
 	results, err := forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]string, error) {
 		resp, err := c.LabelNames(ctx, req)
 		if err != nil {
@@ -230,9 +382,18 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 		return resp.Names, nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, promql.ErrStorage{Err: err}
 	}
 	return mergeSorted(results, hints), nil, nil
+}
+
+// labelRange is the querier's range under the tenant's query limits.
+func (q *ingesterQuerier) labelRange(ctx context.Context) (int64, int64, bool, error) {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	return q.checkRange(q.limits(tenantID), q.mint, q.maxt)
 }
 
 func limitOf(hints *storage.LabelHints) int64 {

@@ -1,0 +1,112 @@
+package querier
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/neocortex-metrics/neocortex/pkg/tenant"
+)
+
+// requestMetrics count the API's requests and their time per tenant.
+type requestMetrics struct {
+	requests *prometheus.CounterVec
+	seconds  *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newRequestMetrics(reg prometheus.Registerer) *requestMetrics {
+	f := promauto.With(reg)
+	return &requestMetrics{
+		requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "neocortex_querier_requests_total",
+			Help: "Query API requests by tenant, endpoint and HTTP status code.",
+		}, []string{"tenant", "endpoint", "status_code"}),
+		seconds: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "neocortex_querier_request_seconds_total",
+			Help: "Time spent serving query API requests, by tenant.",
+		}, []string{"tenant"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:                            "neocortex_querier_request_duration_seconds",
+			Help:                            "Time to serve a query API request, by endpoint.",
+			Buckets:                         prometheus.DefBuckets,
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  100,
+			NativeHistogramMinResetDuration: time.Hour,
+		}, []string{"endpoint"}),
+	}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// endpoint names the API endpoint of path, e.g. "query_range" or "label_values".
+func endpoint(path string) string {
+	i := strings.Index(path, "/api/v1/")
+	if i < 0 {
+		return "other"
+	}
+	p := path[i+len("/api/v1/"):]
+	if strings.HasPrefix(p, "label/") {
+		return "label_values"
+	}
+	return p
+}
+
+// instrument counts requests and logs the ones slower than the threshold
+// (0 = none) with the tenant, query and what they fetched.
+func instrument(next http.Handler, m *requestMetrics, logger *slog.Logger, slow time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		// Parse the form here so the slow-query log sees POSTed parameters.
+		_ = r.ParseForm()
+		stats := &Stats{}
+		r = r.WithContext(WithStats(r.Context(), stats))
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		d := time.Since(start)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		tenantID, _ := tenant.FromContext(r.Context())
+		ep := endpoint(r.URL.Path)
+		m.requests.WithLabelValues(tenantID, ep, strconv.Itoa(sw.status)).Inc()
+		m.seconds.WithLabelValues(tenantID).Add(d.Seconds())
+		m.duration.WithLabelValues(ep).Observe(d.Seconds())
+		if slow > 0 && d >= slow {
+			logger.Info("slow query", "tenant", tenantID, "endpoint", ep, "query", r.Form.Get("query"),
+				"start", r.Form.Get("start"), "end", r.Form.Get("end"), "step", r.Form.Get("step"), "time", r.Form.Get("time"),
+				"status", sw.status, "duration", d, "series_fetched", stats.Series.Load(),
+				"chunks_fetched", stats.Chunks.Load(), "chunk_bytes_fetched", stats.Bytes.Load())
+		}
+	})
+}
