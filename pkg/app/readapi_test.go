@@ -40,6 +40,11 @@ func readAPIFixture(t *testing.T) (*app.App, time.Time) {
 		}
 	}
 	add("mem", map[string]string{"kind": "rss"}, 100)
+	req.Metadata = []prompb.MetricMetadata{
+		{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "cpu", Help: "CPU time.", Unit: "seconds"},
+		{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "mem", Help: "Memory in use."},
+		{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "mem", Help: "Memory in use, renamed."},
+	}
 	require.NoError(t, pushClient(a, "r").Push(context.Background(), req))
 	require.NoError(t, pushClient(a, "other").Push(context.Background(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		series("secret", map[string]string{"owner": "other"}, prompb.Sample{Timestamp: base.UnixMilli(), Value: 1}),
@@ -84,6 +89,12 @@ func TestReadAPI(t *testing.T) {
 		{name: "series needs match", path: "/api/v1/series", status: 400},
 		{name: "other tenant's labels", path: "/api/v1/label/__name__/values", tenant: "other", want: `["secret"]`},
 		{name: "format query", path: "/api/v1/format_query?query=" + url.QueryEscape("sum(rate(x[5m]))by(job)"), want: `"sum by (job) (rate(x[5m]))"`},
+		{name: "metadata", path: "/api/v1/metadata", want: `{"cpu":[{"type":"counter","help":"CPU time.","unit":"seconds"}],` +
+			`"mem":[{"type":"gauge","help":"Memory in use, renamed.","unit":""},{"type":"gauge","help":"Memory in use.","unit":""}]}`},
+		{name: "metadata of one metric", path: "/api/v1/metadata?metric=cpu", want: `{"cpu":[{"type":"counter","help":"CPU time.","unit":"seconds"}]}`},
+		{name: "metadata, one per metric", path: "/api/v1/metadata?metric=mem&limit_per_metric=1", want: `{"mem":[{"type":"gauge","help":"Memory in use, renamed.","unit":""}]}`},
+		{name: "metadata of another tenant", path: "/api/v1/metadata", tenant: "other", want: `{}`},
+		{name: "metadata with a bad limit", path: "/api/v1/metadata?limit=x", status: 400},
 		{name: "exemplars (none stored)", path: "/api/v1/query_exemplars?query=cpu&start=" + sec(0) + "&end=" + sec(time.Minute), want: `[]`},
 	}
 	for _, prefix := range []string{"/prometheus", "/api/prom"} {

@@ -165,6 +165,17 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.Wri
 		valid = append(valid, ts)
 	}
 
+	var metadata []prompb.MetricMetadata
+	for i := range req.Metadata {
+		md := &req.Metadata[i]
+		if e := validation.Metadata(lim, md); e != nil {
+			d.deps.Discarded.WithLabelValues(e.Reason, tenantID).Inc()
+			continue
+		}
+		metadata = append(metadata, *md)
+		keys = append(keys, seriesToken(tenantID, []prompb.Label{{Name: "__name__", Value: md.MetricFamilyName}}))
+	}
+
 	defer func() {
 		for reason, n := range discarded {
 			d.deps.Discarded.WithLabelValues(reason, tenantID).Add(float64(n))
@@ -181,8 +192,8 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.Wri
 		}
 	}
 
-	if len(valid) > 0 {
-		if err := d.send(ctx, tenantID, valid, keys); err != nil {
+	if len(keys) > 0 {
+		if err := d.send(ctx, tenantID, valid, metadata, keys); err != nil {
 			return err
 		}
 		d.metrics.receivedSamples.WithLabelValues(tenantID).Add(float64(samples))
@@ -197,13 +208,19 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.Wri
 // send replicates the series to their ingesters. It goes on after the
 // caller's context ends, within the remote timeout, so that a client that
 // hangs up does not leave replicas half written.
-func (d *Distributor) send(ctx context.Context, tenantID string, series []prompb.TimeSeries, keys []uint32) error {
+//
+// keys holds the tokens of the series, then of the metadata.
+func (d *Distributor) send(ctx context.Context, tenantID string, series []prompb.TimeSeries, metadata []prompb.MetricMetadata, keys []uint32) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.RemoteTimeout)
 	ctx = tenant.WithTenant(ctx, tenantID)
 	err := ring.DoBatchWithOptions(ctx, ring.Write, d.deps.Ring, keys, func(ing ring.InstanceDesc, idx []int) error {
 		wr := prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, 0, len(idx))}
 		for _, i := range idx {
-			wr.Timeseries = append(wr.Timeseries, series[i])
+			if i < len(series) {
+				wr.Timeseries = append(wr.Timeseries, series[i])
+			} else {
+				wr.Metadata = append(wr.Metadata, metadata[i-len(series)])
+			}
 		}
 		buf, err := wr.Marshal()
 		if err != nil {

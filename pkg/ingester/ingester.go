@@ -293,7 +293,7 @@ func (i *Ingester) openDB(tenant string) (*userDB, error) {
 	// towards the limits but are never refused.
 	limiter.enforce.Store(true)
 	i.logger.Debug("opened TSDB", "tenant", tenant, "series", db.Head().NumSeries(), "duration", time.Since(start))
-	u := &userDB{DB: db, limiter: limiter}
+	u := &userDB{DB: db, limiter: limiter, metadata: newMetadataStore()}
 	u.oooWindow.Store(window)
 	return u, nil
 }

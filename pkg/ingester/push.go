@@ -105,6 +105,9 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 	if err := app.Commit(); err != nil {
 		return nil, fmt.Errorf("commit to TSDB of tenant %s: %w", tenantID, err)
 	}
+	for idx := range wr.Metadata {
+		db.metadata.add(&wr.Metadata[idx])
+	}
 	i.metrics.ingestedSamples.WithLabelValues(tenantID).Add(float64(appended))
 	for reason, n := range discarded {
 		i.deps.Discarded.WithLabelValues(reason, tenantID).Add(float64(n))

@@ -19,6 +19,7 @@ type userDB struct {
 	*tsdb.DB
 	limiter   *seriesLimiter
 	oooWindow atomic.Int64 // the out-of-order window in effect, in ms
+	metadata  *metadataStore
 }
 
 // limitError is the refusal of a new series by a series limit.

@@ -20,6 +20,7 @@ type Limits struct {
 	MaxLabelValueLength    int           `yaml:"max_label_value_length"`
 	MaxLabelNamesPerSeries int           `yaml:"max_label_names_per_series"`
 	CreationGracePeriod    time.Duration `yaml:"creation_grace_period"`
+	MaxMetadataLength      int           `yaml:"max_metadata_length"`
 
 	// Ingester.
 	MaxSeriesPerUser     int           `yaml:"max_series_per_user"`
@@ -41,6 +42,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxLabelNameLength, "validation.max-length-label-name", 1024, "Maximum length in bytes of a label name (0 = unlimited).")
 	f.IntVar(&l.MaxLabelValueLength, "validation.max-length-label-value", 2048, "Maximum length in bytes of a label value (0 = unlimited).")
 	f.IntVar(&l.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 30, "Maximum number of label names per series, including __name__ (0 = unlimited).")
+	f.IntVar(&l.MaxMetadataLength, "validation.max-metadata-length", 1024, "Maximum length in bytes of a metric family name, help or unit in pushed metadata (0 = unlimited).")
 	f.DurationVar(&l.CreationGracePeriod, "validation.create-grace-period", 10*time.Minute, "Reject samples whose timestamp is more than this far in the future (0 = no check).")
 	f.IntVar(&l.MaxSeriesPerUser, "ingester.max-series-per-user", 5000000, "Maximum number of active series per tenant in each ingester (0 = unlimited).")
 	f.IntVar(&l.MaxSeriesPerMetric, "ingester.max-series-per-metric", 50000, "Maximum number of active series per metric name per tenant in each ingester (0 = unlimited).")
@@ -58,7 +60,7 @@ func (l *Limits) Validate() error {
 		return errors.New("ingestion_rate must be a non-negative number")
 	case l.IngestionRate > 0 && l.IngestionBurstSize <= 0:
 		return errors.New("ingestion_burst_size must be positive when ingestion_rate is set")
-	case l.MaxLabelNameLength < 0, l.MaxLabelValueLength < 0, l.MaxLabelNamesPerSeries < 0:
+	case l.MaxLabelNameLength < 0, l.MaxLabelValueLength < 0, l.MaxLabelNamesPerSeries < 0, l.MaxMetadataLength < 0:
 		return errors.New("label limits must not be negative")
 	case l.CreationGracePeriod < 0, l.OutOfOrderTimeWindow < 0:
 		return errors.New("creation_grace_period and out_of_order_time_window must not be negative")

@@ -29,6 +29,7 @@ func TestRegisterFlagsDefaults(t *testing.T) {
 		MaxLabelValueLength:    2048,
 		MaxLabelNamesPerSeries: 30,
 		CreationGracePeriod:    10 * time.Minute,
+		MaxMetadataLength:      1024,
 		MaxSeriesPerUser:       5000000,
 		MaxSeriesPerMetric:     50000,
 		OutOfOrderTimeWindow:   0,
@@ -49,6 +50,11 @@ func TestRegisterFlagsParse(t *testing.T) {
 		"-ingester.max-series-per-user=7",
 		"-ingester.max-series-per-metric=8",
 		"-ingester.out-of-order-time-window=9m",
+		"-validation.max-metadata-length=10",
+		"-querier.max-query-length=11h",
+		"-querier.max-query-lookback=12h",
+		"-querier.max-fetched-series-per-query=13",
+		"-querier.max-fetched-chunk-bytes-per-query=14",
 	}))
 	require.Equal(t, Limits{
 		IngestionRate:          1.5,
@@ -57,9 +63,15 @@ func TestRegisterFlagsParse(t *testing.T) {
 		MaxLabelValueLength:    4,
 		MaxLabelNamesPerSeries: 5,
 		CreationGracePeriod:    6 * time.Second,
+		MaxMetadataLength:      10,
 		MaxSeriesPerUser:       7,
 		MaxSeriesPerMetric:     8,
 		OutOfOrderTimeWindow:   9 * time.Minute,
+
+		MaxQueryLength:               11 * time.Hour,
+		MaxQueryLookback:             12 * time.Hour,
+		MaxFetchedSeriesPerQuery:     13,
+		MaxFetchedChunkBytesPerQuery: 14,
 	}, l)
 }
 

@@ -62,8 +62,9 @@ func (c *Config) Validate() error {
 
 // API serves the Prometheus query endpoints over a queryable.
 type API struct {
-	router  *route.Router
-	handler http.Handler
+	router   *route.Router
+	handler  http.Handler
+	metadata http.Handler
 }
 
 // routes are the Prometheus API endpoints Neocortex serves, under
@@ -86,8 +87,9 @@ var routes = []struct{ method, path string }{
 // authenticated by a header a page from elsewhere must not send.
 var noCORS = regexp.MustCompile("^$")
 
-// NewAPI returns the query API over q.
-func NewAPI(cfg Config, q storage.SampleAndChunkQueryable, logger *slog.Logger, reg prometheus.Registerer) *API {
+// NewAPI returns the query API over q. Metadata is served from md when it
+// is not nil.
+func NewAPI(cfg Config, q storage.SampleAndChunkQueryable, md *IngesterQueryable, logger *slog.Logger, reg prometheus.Registerer) *API {
 	engine := promql.NewEngine(promql.EngineOpts{
 		Logger:               logger,
 		Reg:                  prometheus.WrapRegistererWithPrefix("neocortex_querier_", reg),
@@ -117,7 +119,12 @@ func NewAPI(cfg Config, q storage.SampleAndChunkQueryable, logger *slog.Logger, 
 	)
 	router := route.New().WithPrefix("/api/v1")
 	api.Register(router)
-	return &API{router: router, handler: instrument(router, newRequestMetrics(reg), logger, cfg.SlowQueryThreshold)}
+	metrics := newRequestMetrics(reg)
+	a := &API{router: router, handler: instrument(router, metrics, logger, cfg.SlowQueryThreshold)}
+	if md != nil {
+		a.metadata = instrument(MetadataHandler(md), metrics, logger, cfg.SlowQueryThreshold)
+	}
+	return a
 }
 
 // Register adds the endpoints under prefix (e.g. "/prometheus") to mux;
@@ -126,6 +133,9 @@ func (a *API) Register(mux *http.ServeMux, prefix string, wrap func(http.Handler
 	h := wrap(http.StripPrefix(prefix, a.handler))
 	for _, r := range routes {
 		mux.Handle(r.method+" "+prefix+"/api/v1"+r.path, h)
+	}
+	if a.metadata != nil {
+		mux.Handle(http.MethodGet+" "+prefix+"/api/v1/metadata", wrap(a.metadata))
 	}
 }
 

@@ -17,23 +17,25 @@ import (
 // Discard reasons, the values of the reason label of
 // neocortex_discarded_samples_total.
 const (
-	ReasonMissingMetricName  = "missing_metric_name"
-	ReasonInvalidMetricName  = "metric_name_invalid"
-	ReasonInvalidLabelName   = "label_name_invalid"
-	ReasonInvalidLabelValue  = "label_value_invalid"
-	ReasonLabelNameTooLong   = "label_name_too_long"
-	ReasonLabelValueTooLong  = "label_value_too_long"
-	ReasonTooManyLabels      = "max_label_names_per_series"
-	ReasonDuplicateLabelName = "duplicate_label_names"
-	ReasonLabelsNotSorted    = "labels_not_sorted"
-	ReasonTooFarInFuture     = "too_far_in_future"
-	ReasonRateLimited        = "rate_limited"
-	ReasonPerUserSeriesLimit = "per_user_series_limit"
-	ReasonPerMetricLimit     = "per_metric_series_limit"
-	ReasonOutOfOrder         = "sample_out_of_order"
-	ReasonOutOfBounds        = "sample_out_of_bounds"
-	ReasonDuplicateSample    = "new_value_for_timestamp"
-	ReasonInvalidHistogram   = "invalid_native_histogram"
+	ReasonMissingMetricName   = "missing_metric_name"
+	ReasonInvalidMetricName   = "metric_name_invalid"
+	ReasonInvalidLabelName    = "label_name_invalid"
+	ReasonInvalidLabelValue   = "label_value_invalid"
+	ReasonLabelNameTooLong    = "label_name_too_long"
+	ReasonLabelValueTooLong   = "label_value_too_long"
+	ReasonTooManyLabels       = "max_label_names_per_series"
+	ReasonDuplicateLabelName  = "duplicate_label_names"
+	ReasonLabelsNotSorted     = "labels_not_sorted"
+	ReasonTooFarInFuture      = "too_far_in_future"
+	ReasonRateLimited         = "rate_limited"
+	ReasonPerUserSeriesLimit  = "per_user_series_limit"
+	ReasonPerMetricLimit      = "per_metric_series_limit"
+	ReasonOutOfOrder          = "sample_out_of_order"
+	ReasonOutOfBounds         = "sample_out_of_bounds"
+	ReasonDuplicateSample     = "new_value_for_timestamp"
+	ReasonInvalidHistogram    = "invalid_native_histogram"
+	ReasonMetadataMissingName = "metadata_missing_metric_name"
+	ReasonMetadataTooLong     = "metadata_too_long"
 )
 
 // Error is the rejection of one series: why, and which series.
@@ -161,6 +163,26 @@ func Series(l *limits.Limits, now time.Time, ts *prompb.TimeSeries) *Error {
 	for _, h := range ts.Histograms {
 		if err := Timestamp(l, now, h.Timestamp, ts.Labels); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// Metadata checks pushed metric metadata: a metric family name, and name,
+// help and unit within the tenant's length limit.
+func Metadata(l *limits.Limits, md *prompb.MetricMetadata) *Error {
+	if md.MetricFamilyName == "" {
+		return &Error{Reason: ReasonMetadataMissingName, Detail: "metadata has no metric family name", Series: "{}"}
+	}
+	if l.MaxMetadataLength > 0 {
+		for _, f := range []struct{ name, v string }{{"metric family name", md.MetricFamilyName}, {"help", md.Help}, {"unit", md.Unit}} {
+			if len(f.v) > l.MaxMetadataLength {
+				return &Error{
+					Reason: ReasonMetadataTooLong,
+					Detail: fmt.Sprintf("metadata %s of %d bytes is longer than the limit of %d bytes", f.name, len(f.v), l.MaxMetadataLength),
+					Series: SeriesString([]prompb.Label{{Name: model.MetricNameLabel, Value: md.MetricFamilyName}}),
+				}
+			}
 		}
 	}
 	return nil

@@ -46,22 +46,6 @@ func nLabels(n int) []prompb.Label {
 	return ls
 }
 
-func TestDefaultLimits(t *testing.T) {
-	// The validation boundaries below rely on these Cortex defaults.
-	l := defaultLimits(t)
-	require.Equal(t, limits.Limits{
-		IngestionRate:          25000,
-		IngestionBurstSize:     50000,
-		MaxLabelNameLength:     1024,
-		MaxLabelValueLength:    2048,
-		MaxLabelNamesPerSeries: 30,
-		CreationGracePeriod:    10 * time.Minute,
-		MaxSeriesPerUser:       5000000,
-		MaxSeriesPerMetric:     50000,
-		OutOfOrderTimeWindow:   0,
-	}, l)
-}
-
 func TestLabels(t *testing.T) {
 	defaults := defaultLimits(t)
 	unlimited := defaults

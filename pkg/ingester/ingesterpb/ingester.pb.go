@@ -773,6 +773,182 @@ func (x *LabelValuesResponse) GetValues() []string {
 	return nil
 }
 
+type MetadataRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this metric family (empty = all).
+	Metric string `protobuf:"bytes,1,opt,name=metric,proto3" json:"metric,omitempty"`
+	// At most this many metric families (0 = all).
+	Limit int64 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// At most this many entries per metric family (0 = all).
+	LimitPerMetric int64 `protobuf:"varint,3,opt,name=limit_per_metric,json=limitPerMetric,proto3" json:"limit_per_metric,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MetadataRequest) Reset() {
+	*x = MetadataRequest{}
+	mi := &file_ingester_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetadataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetadataRequest) ProtoMessage() {}
+
+func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetadataRequest.ProtoReflect.Descriptor instead.
+func (*MetadataRequest) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *MetadataRequest) GetMetric() string {
+	if x != nil {
+		return x.Metric
+	}
+	return ""
+}
+
+func (x *MetadataRequest) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *MetadataRequest) GetLimitPerMetric() int64 {
+	if x != nil {
+		return x.LimitPerMetric
+	}
+	return 0
+}
+
+type Metadata struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	MetricFamilyName string                 `protobuf:"bytes,1,opt,name=metric_family_name,json=metricFamilyName,proto3" json:"metric_family_name,omitempty"`
+	// Prometheus's metric type in lower case: counter, gauge, histogram, ...
+	Type          string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Help          string `protobuf:"bytes,3,opt,name=help,proto3" json:"help,omitempty"`
+	Unit          string `protobuf:"bytes,4,opt,name=unit,proto3" json:"unit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Metadata) Reset() {
+	*x = Metadata{}
+	mi := &file_ingester_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Metadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Metadata) ProtoMessage() {}
+
+func (x *Metadata) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Metadata.ProtoReflect.Descriptor instead.
+func (*Metadata) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Metadata) GetMetricFamilyName() string {
+	if x != nil {
+		return x.MetricFamilyName
+	}
+	return ""
+}
+
+func (x *Metadata) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Metadata) GetHelp() string {
+	if x != nil {
+		return x.Help
+	}
+	return ""
+}
+
+func (x *Metadata) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+type MetadataResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Metadata      []*Metadata            `protobuf:"bytes,1,rep,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetadataResponse) Reset() {
+	*x = MetadataResponse{}
+	mi := &file_ingester_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetadataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetadataResponse) ProtoMessage() {}
+
+func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetadataResponse.ProtoReflect.Descriptor instead.
+func (*MetadataResponse) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *MetadataResponse) GetMetadata() []*Metadata {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
 var File_ingester_proto protoreflect.FileDescriptor
 
 const file_ingester_proto_rawDesc = "" +
@@ -823,14 +999,26 @@ const file_ingester_proto_rawDesc = "" +
 	"\bmatchers\x18\x04 \x03(\v2#.neocortex.ingester.v1.LabelMatcherR\bmatchers\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\x03R\x05limit\"-\n" +
 	"\x13LabelValuesResponse\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\tR\x06values2\xde\x03\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values\"i\n" +
+	"\x0fMetadataRequest\x12\x16\n" +
+	"\x06metric\x18\x01 \x01(\tR\x06metric\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x03R\x05limit\x12(\n" +
+	"\x10limit_per_metric\x18\x03 \x01(\x03R\x0elimitPerMetric\"t\n" +
+	"\bMetadata\x12,\n" +
+	"\x12metric_family_name\x18\x01 \x01(\tR\x10metricFamilyName\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
+	"\x04help\x18\x03 \x01(\tR\x04help\x12\x12\n" +
+	"\x04unit\x18\x04 \x01(\tR\x04unit\"O\n" +
+	"\x10MetadataResponse\x12;\n" +
+	"\bmetadata\x18\x01 \x03(\v2\x1f.neocortex.ingester.v1.MetadataR\bmetadata2\xc1\x04\n" +
 	"\bIngester\x12O\n" +
 	"\x04Push\x12\".neocortex.ingester.v1.PushRequest\x1a#.neocortex.ingester.v1.PushResponse\x12`\n" +
 	"\vQueryStream\x12#.neocortex.ingester.v1.QueryRequest\x1a*.neocortex.ingester.v1.QueryStreamResponse0\x01\x12V\n" +
 	"\x06Series\x12#.neocortex.ingester.v1.QueryRequest\x1a%.neocortex.ingester.v1.SeriesResponse0\x01\x12a\n" +
 	"\n" +
 	"LabelNames\x12(.neocortex.ingester.v1.LabelNamesRequest\x1a).neocortex.ingester.v1.LabelNamesResponse\x12d\n" +
-	"\vLabelValues\x12).neocortex.ingester.v1.LabelValuesRequest\x1a*.neocortex.ingester.v1.LabelValuesResponseB@Z>github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpbb\x06proto3"
+	"\vLabelValues\x12).neocortex.ingester.v1.LabelValuesRequest\x1a*.neocortex.ingester.v1.LabelValuesResponse\x12a\n" +
+	"\x0eMetricMetadata\x12&.neocortex.ingester.v1.MetadataRequest\x1a'.neocortex.ingester.v1.MetadataResponseB@Z>github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpbb\x06proto3"
 
 var (
 	file_ingester_proto_rawDescOnce sync.Once
@@ -845,7 +1033,7 @@ func file_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_ingester_proto_goTypes = []any{
 	(LabelMatcher_Type)(0),      // 0: neocortex.ingester.v1.LabelMatcher.Type
 	(*PushRequest)(nil),         // 1: neocortex.ingester.v1.PushRequest
@@ -861,6 +1049,9 @@ var file_ingester_proto_goTypes = []any{
 	(*LabelNamesResponse)(nil),  // 11: neocortex.ingester.v1.LabelNamesResponse
 	(*LabelValuesRequest)(nil),  // 12: neocortex.ingester.v1.LabelValuesRequest
 	(*LabelValuesResponse)(nil), // 13: neocortex.ingester.v1.LabelValuesResponse
+	(*MetadataRequest)(nil),     // 14: neocortex.ingester.v1.MetadataRequest
+	(*Metadata)(nil),            // 15: neocortex.ingester.v1.Metadata
+	(*MetadataResponse)(nil),    // 16: neocortex.ingester.v1.MetadataResponse
 }
 var file_ingester_proto_depIdxs = []int32{
 	0,  // 0: neocortex.ingester.v1.LabelMatcher.type:type_name -> neocortex.ingester.v1.LabelMatcher.Type
@@ -871,21 +1062,24 @@ var file_ingester_proto_depIdxs = []int32{
 	7,  // 5: neocortex.ingester.v1.SeriesResponse.series:type_name -> neocortex.ingester.v1.Series
 	3,  // 6: neocortex.ingester.v1.LabelNamesRequest.matchers:type_name -> neocortex.ingester.v1.LabelMatcher
 	3,  // 7: neocortex.ingester.v1.LabelValuesRequest.matchers:type_name -> neocortex.ingester.v1.LabelMatcher
-	1,  // 8: neocortex.ingester.v1.Ingester.Push:input_type -> neocortex.ingester.v1.PushRequest
-	4,  // 9: neocortex.ingester.v1.Ingester.QueryStream:input_type -> neocortex.ingester.v1.QueryRequest
-	4,  // 10: neocortex.ingester.v1.Ingester.Series:input_type -> neocortex.ingester.v1.QueryRequest
-	10, // 11: neocortex.ingester.v1.Ingester.LabelNames:input_type -> neocortex.ingester.v1.LabelNamesRequest
-	12, // 12: neocortex.ingester.v1.Ingester.LabelValues:input_type -> neocortex.ingester.v1.LabelValuesRequest
-	2,  // 13: neocortex.ingester.v1.Ingester.Push:output_type -> neocortex.ingester.v1.PushResponse
-	8,  // 14: neocortex.ingester.v1.Ingester.QueryStream:output_type -> neocortex.ingester.v1.QueryStreamResponse
-	9,  // 15: neocortex.ingester.v1.Ingester.Series:output_type -> neocortex.ingester.v1.SeriesResponse
-	11, // 16: neocortex.ingester.v1.Ingester.LabelNames:output_type -> neocortex.ingester.v1.LabelNamesResponse
-	13, // 17: neocortex.ingester.v1.Ingester.LabelValues:output_type -> neocortex.ingester.v1.LabelValuesResponse
-	13, // [13:18] is the sub-list for method output_type
-	8,  // [8:13] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	15, // 8: neocortex.ingester.v1.MetadataResponse.metadata:type_name -> neocortex.ingester.v1.Metadata
+	1,  // 9: neocortex.ingester.v1.Ingester.Push:input_type -> neocortex.ingester.v1.PushRequest
+	4,  // 10: neocortex.ingester.v1.Ingester.QueryStream:input_type -> neocortex.ingester.v1.QueryRequest
+	4,  // 11: neocortex.ingester.v1.Ingester.Series:input_type -> neocortex.ingester.v1.QueryRequest
+	10, // 12: neocortex.ingester.v1.Ingester.LabelNames:input_type -> neocortex.ingester.v1.LabelNamesRequest
+	12, // 13: neocortex.ingester.v1.Ingester.LabelValues:input_type -> neocortex.ingester.v1.LabelValuesRequest
+	14, // 14: neocortex.ingester.v1.Ingester.MetricMetadata:input_type -> neocortex.ingester.v1.MetadataRequest
+	2,  // 15: neocortex.ingester.v1.Ingester.Push:output_type -> neocortex.ingester.v1.PushResponse
+	8,  // 16: neocortex.ingester.v1.Ingester.QueryStream:output_type -> neocortex.ingester.v1.QueryStreamResponse
+	9,  // 17: neocortex.ingester.v1.Ingester.Series:output_type -> neocortex.ingester.v1.SeriesResponse
+	11, // 18: neocortex.ingester.v1.Ingester.LabelNames:output_type -> neocortex.ingester.v1.LabelNamesResponse
+	13, // 19: neocortex.ingester.v1.Ingester.LabelValues:output_type -> neocortex.ingester.v1.LabelValuesResponse
+	16, // 20: neocortex.ingester.v1.Ingester.MetricMetadata:output_type -> neocortex.ingester.v1.MetadataResponse
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_ingester_proto_init() }
@@ -899,7 +1093,7 @@ func file_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingester_proto_rawDesc), len(file_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,11 +22,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Ingester_Push_FullMethodName        = "/neocortex.ingester.v1.Ingester/Push"
-	Ingester_QueryStream_FullMethodName = "/neocortex.ingester.v1.Ingester/QueryStream"
-	Ingester_Series_FullMethodName      = "/neocortex.ingester.v1.Ingester/Series"
-	Ingester_LabelNames_FullMethodName  = "/neocortex.ingester.v1.Ingester/LabelNames"
-	Ingester_LabelValues_FullMethodName = "/neocortex.ingester.v1.Ingester/LabelValues"
+	Ingester_Push_FullMethodName           = "/neocortex.ingester.v1.Ingester/Push"
+	Ingester_QueryStream_FullMethodName    = "/neocortex.ingester.v1.Ingester/QueryStream"
+	Ingester_Series_FullMethodName         = "/neocortex.ingester.v1.Ingester/Series"
+	Ingester_LabelNames_FullMethodName     = "/neocortex.ingester.v1.Ingester/LabelNames"
+	Ingester_LabelValues_FullMethodName    = "/neocortex.ingester.v1.Ingester/LabelValues"
+	Ingester_MetricMetadata_FullMethodName = "/neocortex.ingester.v1.Ingester/MetricMetadata"
 )
 
 // IngesterClient is the client API for Ingester service.
@@ -50,6 +51,9 @@ type IngesterClient interface {
 	// LabelValues returns the sorted values of one label among the matching
 	// series in the time range, from the index.
 	LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (*LabelValuesResponse, error)
+	// MetricMetadata returns the metadata (type, help, unit) pushed for the
+	// tenant's metric families, in no particular order.
+	MetricMetadata(ctx context.Context, in *MetadataRequest, opts ...grpc.CallOption) (*MetadataResponse, error)
 }
 
 type ingesterClient struct {
@@ -128,6 +132,16 @@ func (c *ingesterClient) LabelValues(ctx context.Context, in *LabelValuesRequest
 	return out, nil
 }
 
+func (c *ingesterClient) MetricMetadata(ctx context.Context, in *MetadataRequest, opts ...grpc.CallOption) (*MetadataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MetadataResponse)
+	err := c.cc.Invoke(ctx, Ingester_MetricMetadata_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngesterServer is the server API for Ingester service.
 // All implementations must embed UnimplementedIngesterServer
 // for forward compatibility.
@@ -149,6 +163,9 @@ type IngesterServer interface {
 	// LabelValues returns the sorted values of one label among the matching
 	// series in the time range, from the index.
 	LabelValues(context.Context, *LabelValuesRequest) (*LabelValuesResponse, error)
+	// MetricMetadata returns the metadata (type, help, unit) pushed for the
+	// tenant's metric families, in no particular order.
+	MetricMetadata(context.Context, *MetadataRequest) (*MetadataResponse, error)
 	mustEmbedUnimplementedIngesterServer()
 }
 
@@ -173,6 +190,9 @@ func (UnimplementedIngesterServer) LabelNames(context.Context, *LabelNamesReques
 }
 func (UnimplementedIngesterServer) LabelValues(context.Context, *LabelValuesRequest) (*LabelValuesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method LabelValues not implemented")
+}
+func (UnimplementedIngesterServer) MetricMetadata(context.Context, *MetadataRequest) (*MetadataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MetricMetadata not implemented")
 }
 func (UnimplementedIngesterServer) mustEmbedUnimplementedIngesterServer() {}
 func (UnimplementedIngesterServer) testEmbeddedByValue()                  {}
@@ -271,6 +291,24 @@ func _Ingester_LabelValues_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ingester_MetricMetadata_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MetadataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).MetricMetadata(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_MetricMetadata_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).MetricMetadata(ctx, req.(*MetadataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Ingester_ServiceDesc is the grpc.ServiceDesc for Ingester service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -289,6 +327,10 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "LabelValues",
 			Handler:    _Ingester_LabelValues_Handler,
+		},
+		{
+			MethodName: "MetricMetadata",
+			Handler:    _Ingester_MetricMetadata_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

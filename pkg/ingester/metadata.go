@@ -1,0 +1,86 @@
+package ingester
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/grafana/dskit/httpgrpc"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
+	"github.com/neocortex-metrics/neocortex/pkg/tenant"
+)
+
+// maxMetadataPerMetric bounds the distinct metadata entries kept per metric
+// family; the oldest goes first.
+const maxMetadataPerMetric = 10
+
+type metadataEntry struct{ typ, help, unit string }
+
+// metadataStore keeps the metadata pushed for one tenant's metric families.
+// It lives in memory only: Prometheus re-sends metadata every minute.
+type metadataStore struct {
+	mu       sync.RWMutex
+	families map[string][]metadataEntry
+}
+
+func newMetadataStore() *metadataStore {
+	return &metadataStore{families: map[string][]metadataEntry{}}
+}
+
+// add records md, moving an entry already known to the end.
+func (s *metadataStore) add(md *prompb.MetricMetadata) {
+	e := metadataEntry{typ: strings.ToLower(md.Type.String()), help: md.Help, unit: md.Unit}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	entries := s.families[md.MetricFamilyName]
+	for i, old := range entries {
+		if old == e {
+			entries = append(entries[:i], entries[i+1:]...)
+			break
+		}
+	}
+	if len(entries) >= maxMetadataPerMetric {
+		entries = entries[1:]
+	}
+	s.families[md.MetricFamilyName] = append(entries, e)
+}
+
+// get returns the entries of metric (all families when empty), at most
+// limit families and perMetric entries each (0 = no bound).
+func (s *metadataStore) get(metric string, limit, perMetric int) []*ingesterpb.Metadata {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*ingesterpb.Metadata
+	families := 0
+	for name, entries := range s.families {
+		if metric != "" && name != metric {
+			continue
+		}
+		if limit > 0 && families >= limit {
+			break
+		}
+		families++
+		// Newest first.
+		for i, n := len(entries)-1, 0; i >= 0 && (perMetric <= 0 || n < perMetric); i, n = i-1, n+1 {
+			e := entries[i]
+			out = append(out, &ingesterpb.Metadata{MetricFamilyName: name, Type: e.typ, Help: e.help, Unit: e.unit})
+		}
+	}
+	return out
+}
+
+// MetricMetadata returns the tenant's metric metadata.
+func (i *Ingester) MetricMetadata(ctx context.Context, req *ingesterpb.MetadataRequest) (*ingesterpb.MetadataResponse, error) {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return nil, httpgrpc.Errorf(http.StatusUnauthorized, "%s", err)
+	}
+	db, err := i.lookupDB(tenantID)
+	if err != nil || db == nil {
+		return &ingesterpb.MetadataResponse{}, err
+	}
+	return &ingesterpb.MetadataResponse{Metadata: db.metadata.get(req.Metric, int(req.Limit), int(req.LimitPerMetric))}, nil
+}
