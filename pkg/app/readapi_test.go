@@ -39,6 +39,11 @@ func readAPIFixture(t *testing.T) (*app.App, time.Time) {
 			add("cpu", map[string]string{"cpu": cpu, "mode": mode}, 10)
 		}
 	}
+	// Exemplars on cpu{cpu="0",mode="user"}.
+	req.Timeseries[1].Exemplars = []prompb.Exemplar{
+		{Labels: []prompb.Label{{Name: "trace_id", Value: "abc"}}, Value: 10, Timestamp: base.UnixMilli()},
+		{Labels: []prompb.Label{{Name: "trace_id", Value: "def"}}, Value: 11, Timestamp: base.Add(15 * time.Second).UnixMilli()},
+	}
 	add("mem", map[string]string{"kind": "rss"}, 100)
 	req.Metadata = []prompb.MetricMetadata{
 		{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "cpu", Help: "CPU time.", Unit: "seconds"},
@@ -95,7 +100,11 @@ func TestReadAPI(t *testing.T) {
 		{name: "metadata, one per metric", path: "/api/v1/metadata?metric=mem&limit_per_metric=1", want: `{"mem":[{"type":"gauge","help":"Memory in use, renamed.","unit":""}]}`},
 		{name: "metadata of another tenant", path: "/api/v1/metadata", tenant: "other", want: `{}`},
 		{name: "metadata with a bad limit", path: "/api/v1/metadata?limit=x", status: 400},
-		{name: "exemplars (none stored)", path: "/api/v1/query_exemplars?query=cpu&start=" + sec(0) + "&end=" + sec(time.Minute), want: `[]`},
+		{name: "exemplars", path: "/api/v1/query_exemplars?query=" + url.QueryEscape(`cpu{mode="user"}`) + "&start=" + sec(0) + "&end=" + sec(time.Minute),
+			want: `[{"seriesLabels":{"__name__":"cpu","cpu":"0","mode":"user"},"exemplars":[` +
+				`{"labels":{"trace_id":"abc"},"value":"10","timestamp":` + sec(0) + `},` +
+				`{"labels":{"trace_id":"def"},"value":"11","timestamp":` + sec(15*time.Second) + `}]}]`},
+		{name: "exemplars outside the range", path: "/api/v1/query_exemplars?query=cpu&start=" + sec(-time.Hour) + "&end=" + sec(-time.Minute), want: `[]`},
 	}
 	for _, prefix := range []string{"/prometheus", "/api/prom"} {
 		for _, tc := range tests {

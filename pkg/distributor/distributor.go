@@ -159,7 +159,6 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.Wri
 		if len(ts.Samples)+len(ts.Histograms) == 0 {
 			continue
 		}
-		ts.Exemplars = nil // not stored yet
 		samples += len(ts.Samples) + len(ts.Histograms)
 		keys = append(keys, seriesToken(tenantID, ts.Labels))
 		valid = append(valid, ts)

@@ -67,8 +67,10 @@ type Ingester struct {
 }
 
 type metrics struct {
-	ingestedSamples *prometheus.CounterVec
-	tenants         prometheus.Gauge
+	ingestedSamples    *prometheus.CounterVec
+	ingestedExemplars  *prometheus.CounterVec
+	discardedExemplars *prometheus.CounterVec
+	tenants            prometheus.Gauge
 }
 
 var _ ingesterpb.IngesterServer = (*Ingester)(nil)
@@ -89,6 +91,14 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 		ingestedSamples: promauto.With(deps.Registerer).NewCounterVec(prometheus.CounterOpts{
 			Name: "neocortex_ingester_ingested_samples_total",
 			Help: "Samples and histogram samples appended to the tenants' TSDBs.",
+		}, []string{"tenant"}),
+		ingestedExemplars: promauto.With(deps.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "neocortex_ingester_ingested_exemplars_total",
+			Help: "Exemplars appended to the tenants' TSDBs.",
+		}, []string{"tenant"}),
+		discardedExemplars: promauto.With(deps.Registerer).NewCounterVec(prometheus.CounterOpts{
+			Name: "neocortex_ingester_discarded_exemplars_total",
+			Help: "Exemplars the TSDB refused (out of order, labels too long, storage disabled), by tenant.",
 		}, []string{"tenant"}),
 		tenants: promauto.With(deps.Registerer).NewGauge(prometheus.GaugeOpts{
 			Name: "neocortex_ingester_tenants",
@@ -206,21 +216,27 @@ func (i *Ingester) applyLimits() {
 	i.mu.RLock()
 	defer i.mu.RUnlock()
 	for tenant, db := range i.dbs {
-		window := i.deps.Limits.For(tenant).OutOfOrderTimeWindow.Milliseconds()
-		if window == db.oooWindow.Load() {
+		lim := i.deps.Limits.For(tenant)
+		window, exemplars := lim.OutOfOrderTimeWindow.Milliseconds(), int64(lim.MaxExemplars)
+		if window == db.oooWindow.Load() && exemplars == db.maxExemplars.Load() {
 			continue
 		}
-		if err := db.ApplyConfig(tsdbConfig(window)); err != nil {
-			i.logger.Error("apply out-of-order window", "tenant", tenant, "err", err)
+		if err := db.ApplyConfig(tsdbConfig(window, exemplars)); err != nil {
+			i.logger.Error("apply per-tenant TSDB settings", "tenant", tenant, "err", err)
 			continue
 		}
 		db.oooWindow.Store(window)
-		i.logger.Info("applied out-of-order window", "tenant", tenant, "window_ms", window)
+		db.maxExemplars.Store(exemplars)
+		i.logger.Info("applied per-tenant TSDB settings", "tenant", tenant, "out_of_order_window_ms", window, "max_exemplars", exemplars)
 	}
 }
 
-func tsdbConfig(oooWindowMs int64) *config.Config {
-	return &config.Config{StorageConfig: config.StorageConfig{TSDBConfig: &config.TSDBConfig{OutOfOrderTimeWindow: oooWindowMs}}}
+// tsdbConfig is the runtime-changeable part of a tenant's TSDB settings.
+func tsdbConfig(oooWindowMs, maxExemplars int64) *config.Config {
+	return &config.Config{StorageConfig: config.StorageConfig{
+		TSDBConfig:      &config.TSDBConfig{OutOfOrderTimeWindow: oooWindowMs},
+		ExemplarsConfig: &config.ExemplarsConfig{MaxExemplars: maxExemplars},
+	}}
 }
 
 func (i *Ingester) headSeries() float64 {
@@ -275,8 +291,11 @@ func (i *Ingester) lookupDB(tenant string) (*userDB, error) {
 
 func (i *Ingester) openDB(tenant string) (*userDB, error) {
 	limiter := newSeriesLimiter(tenant, i.deps.Limits)
-	window := i.deps.Limits.For(tenant).OutOfOrderTimeWindow.Milliseconds()
+	lim := i.deps.Limits.For(tenant)
+	window, exemplars := lim.OutOfOrderTimeWindow.Milliseconds(), int64(lim.MaxExemplars)
 	opts := tsdb.DefaultOptions()
+	opts.EnableExemplarStorage = true
+	opts.MaxExemplars = exemplars
 	opts.MinBlockDuration = i.cfg.BlockRange.Milliseconds()
 	opts.MaxBlockDuration = i.cfg.BlockRange.Milliseconds()
 	opts.RetentionDuration = i.cfg.Retention.Milliseconds()
@@ -295,5 +314,6 @@ func (i *Ingester) openDB(tenant string) (*userDB, error) {
 	i.logger.Debug("opened TSDB", "tenant", tenant, "series", db.Head().NumSeries(), "duration", time.Since(start))
 	u := &userDB{DB: db, limiter: limiter, metadata: newMetadataStore()}
 	u.oooWindow.Store(window)
+	u.maxExemplars.Store(exemplars)
 	return u, nil
 }

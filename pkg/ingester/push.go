@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/grafana/dskit/httpgrpc"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
@@ -40,6 +41,8 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 		rejected  int
 		firstErr  string
 		discarded = map[string]int{}
+
+		exemplars, discardedExemplars int
 	)
 	reject := func(reason string, n int, err error, ts *prompb.TimeSeries) {
 		discarded[reason] += n
@@ -100,6 +103,11 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 			}
 			reject(reason, 1, fmt.Errorf("%w at timestamp %d", err, h.Timestamp), ts)
 		}
+		if ref != 0 && len(ts.Exemplars) > 0 {
+			okEx, badEx := appendExemplars(app, ref, lset, ts.Exemplars)
+			exemplars += okEx
+			discardedExemplars += badEx
+		}
 	nextSeries:
 	}
 	if err := app.Commit(); err != nil {
@@ -109,6 +117,12 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 		db.metadata.add(&wr.Metadata[idx])
 	}
 	i.metrics.ingestedSamples.WithLabelValues(tenantID).Add(float64(appended))
+	if exemplars > 0 {
+		i.metrics.ingestedExemplars.WithLabelValues(tenantID).Add(float64(exemplars))
+	}
+	if discardedExemplars > 0 {
+		i.metrics.discardedExemplars.WithLabelValues(tenantID).Add(float64(discardedExemplars))
+	}
 	for reason, n := range discarded {
 		i.deps.Discarded.WithLabelValues(reason, tenantID).Add(float64(n))
 	}
@@ -129,4 +143,27 @@ func sampleErrorReason(err error) (string, bool) {
 		return validation.ReasonDuplicateSample, true
 	}
 	return "", false
+}
+
+// appendExemplars appends a series' exemplars. A refused exemplar never
+// fails the push (as in Prometheus); duplicates, which a retried push
+// brings, are neither appended nor counted as refused.
+func appendExemplars(app storage.Appender, ref storage.SeriesRef, lset labels.Labels, exs []prompb.Exemplar) (appended, refused int) {
+	var b labels.ScratchBuilder
+	for _, e := range exs {
+		b.Reset()
+		for _, l := range e.Labels {
+			b.Add(l.Name, l.Value)
+		}
+		b.Sort()
+		_, err := app.AppendExemplar(ref, lset, exemplar.Exemplar{Labels: b.Labels(), Value: e.Value, Ts: e.Timestamp, HasTs: true})
+		switch {
+		case err == nil:
+			appended++
+		case errors.Is(err, storage.ErrDuplicateExemplar):
+		default:
+			refused++
+		}
+	}
+	return appended, refused
 }

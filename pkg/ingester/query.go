@@ -149,3 +149,41 @@ func (i *Ingester) readRequest(ctx context.Context, ms []*ingesterpb.LabelMatche
 	db, err := i.lookupDB(tenantID)
 	return db, matchers, err
 }
+
+// QueryExemplars returns the exemplars of the tenant's series that match any
+// of the matcher sets.
+func (i *Ingester) QueryExemplars(ctx context.Context, req *ingesterpb.ExemplarQueryRequest) (*ingesterpb.ExemplarQueryResponse, error) {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return nil, httpgrpc.Errorf(http.StatusUnauthorized, "%s", err)
+	}
+	sets := make([][]*labels.Matcher, 0, len(req.MatcherSets))
+	for _, ms := range req.MatcherSets {
+		m, err := ingesterpb.FromMatchers(ms.Matchers)
+		if err != nil {
+			return nil, httpgrpc.Errorf(http.StatusBadRequest, "%s", err)
+		}
+		sets = append(sets, m)
+	}
+	db, err := i.lookupDB(tenantID)
+	if err != nil || db == nil {
+		return &ingesterpb.ExemplarQueryResponse{}, err
+	}
+	q, err := db.ExemplarQuerier(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open exemplar querier: %w", err)
+	}
+	results, err := q.Select(req.StartMs, req.EndMs, sets...)
+	if err != nil {
+		return nil, fmt.Errorf("select exemplars: %w", err)
+	}
+	resp := &ingesterpb.ExemplarQueryResponse{Series: make([]*ingesterpb.SeriesExemplars, 0, len(results))}
+	for _, r := range results {
+		se := &ingesterpb.SeriesExemplars{SeriesLabels: ingesterpb.ToLabels(r.SeriesLabels)}
+		for _, e := range r.Exemplars {
+			se.Exemplars = append(se.Exemplars, &ingesterpb.Exemplar{Labels: ingesterpb.ToLabels(e.Labels), Value: e.Value, TimestampMs: e.Ts})
+		}
+		resp.Series = append(resp.Series, se)
+	}
+	return resp, nil
+}

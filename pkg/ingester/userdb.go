@@ -17,9 +17,10 @@ import (
 // userDB is one tenant's TSDB.
 type userDB struct {
 	*tsdb.DB
-	limiter   *seriesLimiter
-	oooWindow atomic.Int64 // the out-of-order window in effect, in ms
-	metadata  *metadataStore
+	limiter      *seriesLimiter
+	oooWindow    atomic.Int64 // the out-of-order window in effect, in ms
+	maxExemplars atomic.Int64 // the exemplar storage size in effect
+	metadata     *metadataStore
 }
 
 // limitError is the refusal of a new series by a series limit.

@@ -87,9 +87,16 @@ var routes = []struct{ method, path string }{
 // authenticated by a header a page from elsewhere must not send.
 var noCORS = regexp.MustCompile("^$")
 
+// Queryable is what the API reads: samples, chunks (remote read) and
+// exemplars.
+type Queryable interface {
+	storage.SampleAndChunkQueryable
+	storage.ExemplarQueryable
+}
+
 // NewAPI returns the query API over q. Metadata is served from md when it
 // is not nil.
-func NewAPI(cfg Config, q storage.SampleAndChunkQueryable, md *IngesterQueryable, logger *slog.Logger, reg prometheus.Registerer) *API {
+func NewAPI(cfg Config, q Queryable, md *IngesterQueryable, logger *slog.Logger, reg prometheus.Registerer) *API {
 	engine := promql.NewEngine(promql.EngineOpts{
 		Logger:               logger,
 		Reg:                  prometheus.WrapRegistererWithPrefix("neocortex_querier_", reg),
@@ -102,7 +109,7 @@ func NewAPI(cfg Config, q storage.SampleAndChunkQueryable, md *IngesterQueryable
 	})
 	v := version.Get()
 	api := v1.NewAPI(
-		engine, q, nil, noExemplars{},
+		engine, q, nil, q,
 		nil, nil, nil, // scrape pools, targets, alertmanagers: not ours
 		func() config.Config { return config.DefaultConfig },
 		nil, v1.GlobalURLOptions{},

@@ -15,7 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
 )
@@ -29,7 +28,7 @@ const t0 = int64(1700000000000)
 //	up{job="b"} 10 20 30
 //
 // at t0, t0+15s and t0+30s.
-func newTestStorage(t *testing.T) storage.SampleAndChunkQueryable {
+func newTestStorage(t *testing.T) Queryable {
 	t.Helper()
 	db, err := tsdb.Open(t.TempDir(), slog.New(slog.DiscardHandler), nil, tsdb.DefaultOptions(), nil)
 	require.NoError(t, err)

@@ -949,6 +949,266 @@ func (x *MetadataResponse) GetMetadata() []*Metadata {
 	return nil
 }
 
+type Matchers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Matchers      []*LabelMatcher        `protobuf:"bytes,1,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Matchers) Reset() {
+	*x = Matchers{}
+	mi := &file_ingester_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Matchers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Matchers) ProtoMessage() {}
+
+func (x *Matchers) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Matchers.ProtoReflect.Descriptor instead.
+func (*Matchers) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Matchers) GetMatchers() []*LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+type ExemplarQueryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StartMs       int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs         int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	MatcherSets   []*Matchers            `protobuf:"bytes,3,rep,name=matcher_sets,json=matcherSets,proto3" json:"matcher_sets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExemplarQueryRequest) Reset() {
+	*x = ExemplarQueryRequest{}
+	mi := &file_ingester_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExemplarQueryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExemplarQueryRequest) ProtoMessage() {}
+
+func (x *ExemplarQueryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExemplarQueryRequest.ProtoReflect.Descriptor instead.
+func (*ExemplarQueryRequest) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ExemplarQueryRequest) GetStartMs() int64 {
+	if x != nil {
+		return x.StartMs
+	}
+	return 0
+}
+
+func (x *ExemplarQueryRequest) GetEndMs() int64 {
+	if x != nil {
+		return x.EndMs
+	}
+	return 0
+}
+
+func (x *ExemplarQueryRequest) GetMatcherSets() []*Matchers {
+	if x != nil {
+		return x.MatcherSets
+	}
+	return nil
+}
+
+type Exemplar struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Labels        []*Label               `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
+	Value         float64                `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
+	TimestampMs   int64                  `protobuf:"varint,3,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Exemplar) Reset() {
+	*x = Exemplar{}
+	mi := &file_ingester_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Exemplar) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Exemplar) ProtoMessage() {}
+
+func (x *Exemplar) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Exemplar.ProtoReflect.Descriptor instead.
+func (*Exemplar) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *Exemplar) GetLabels() []*Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Exemplar) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *Exemplar) GetTimestampMs() int64 {
+	if x != nil {
+		return x.TimestampMs
+	}
+	return 0
+}
+
+type SeriesExemplars struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SeriesLabels  []*Label               `protobuf:"bytes,1,rep,name=series_labels,json=seriesLabels,proto3" json:"series_labels,omitempty"`
+	Exemplars     []*Exemplar            `protobuf:"bytes,2,rep,name=exemplars,proto3" json:"exemplars,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SeriesExemplars) Reset() {
+	*x = SeriesExemplars{}
+	mi := &file_ingester_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SeriesExemplars) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SeriesExemplars) ProtoMessage() {}
+
+func (x *SeriesExemplars) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SeriesExemplars.ProtoReflect.Descriptor instead.
+func (*SeriesExemplars) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SeriesExemplars) GetSeriesLabels() []*Label {
+	if x != nil {
+		return x.SeriesLabels
+	}
+	return nil
+}
+
+func (x *SeriesExemplars) GetExemplars() []*Exemplar {
+	if x != nil {
+		return x.Exemplars
+	}
+	return nil
+}
+
+type ExemplarQueryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Series        []*SeriesExemplars     `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExemplarQueryResponse) Reset() {
+	*x = ExemplarQueryResponse{}
+	mi := &file_ingester_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExemplarQueryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExemplarQueryResponse) ProtoMessage() {}
+
+func (x *ExemplarQueryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExemplarQueryResponse.ProtoReflect.Descriptor instead.
+func (*ExemplarQueryResponse) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ExemplarQueryResponse) GetSeries() []*SeriesExemplars {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
 var File_ingester_proto protoreflect.FileDescriptor
 
 const file_ingester_proto_rawDesc = "" +
@@ -1010,7 +1270,22 @@ const file_ingester_proto_rawDesc = "" +
 	"\x04help\x18\x03 \x01(\tR\x04help\x12\x12\n" +
 	"\x04unit\x18\x04 \x01(\tR\x04unit\"O\n" +
 	"\x10MetadataResponse\x12;\n" +
-	"\bmetadata\x18\x01 \x03(\v2\x1f.neocortex.ingester.v1.MetadataR\bmetadata2\xc1\x04\n" +
+	"\bmetadata\x18\x01 \x03(\v2\x1f.neocortex.ingester.v1.MetadataR\bmetadata\"K\n" +
+	"\bMatchers\x12?\n" +
+	"\bmatchers\x18\x01 \x03(\v2#.neocortex.ingester.v1.LabelMatcherR\bmatchers\"\x8c\x01\n" +
+	"\x14ExemplarQueryRequest\x12\x19\n" +
+	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
+	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12B\n" +
+	"\fmatcher_sets\x18\x03 \x03(\v2\x1f.neocortex.ingester.v1.MatchersR\vmatcherSets\"y\n" +
+	"\bExemplar\x124\n" +
+	"\x06labels\x18\x01 \x03(\v2\x1c.neocortex.ingester.v1.LabelR\x06labels\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value\x12!\n" +
+	"\ftimestamp_ms\x18\x03 \x01(\x03R\vtimestampMs\"\x93\x01\n" +
+	"\x0fSeriesExemplars\x12A\n" +
+	"\rseries_labels\x18\x01 \x03(\v2\x1c.neocortex.ingester.v1.LabelR\fseriesLabels\x12=\n" +
+	"\texemplars\x18\x02 \x03(\v2\x1f.neocortex.ingester.v1.ExemplarR\texemplars\"W\n" +
+	"\x15ExemplarQueryResponse\x12>\n" +
+	"\x06series\x18\x01 \x03(\v2&.neocortex.ingester.v1.SeriesExemplarsR\x06series2\xae\x05\n" +
 	"\bIngester\x12O\n" +
 	"\x04Push\x12\".neocortex.ingester.v1.PushRequest\x1a#.neocortex.ingester.v1.PushResponse\x12`\n" +
 	"\vQueryStream\x12#.neocortex.ingester.v1.QueryRequest\x1a*.neocortex.ingester.v1.QueryStreamResponse0\x01\x12V\n" +
@@ -1018,7 +1293,8 @@ const file_ingester_proto_rawDesc = "" +
 	"\n" +
 	"LabelNames\x12(.neocortex.ingester.v1.LabelNamesRequest\x1a).neocortex.ingester.v1.LabelNamesResponse\x12d\n" +
 	"\vLabelValues\x12).neocortex.ingester.v1.LabelValuesRequest\x1a*.neocortex.ingester.v1.LabelValuesResponse\x12a\n" +
-	"\x0eMetricMetadata\x12&.neocortex.ingester.v1.MetadataRequest\x1a'.neocortex.ingester.v1.MetadataResponseB@Z>github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpbb\x06proto3"
+	"\x0eMetricMetadata\x12&.neocortex.ingester.v1.MetadataRequest\x1a'.neocortex.ingester.v1.MetadataResponse\x12k\n" +
+	"\x0eQueryExemplars\x12+.neocortex.ingester.v1.ExemplarQueryRequest\x1a,.neocortex.ingester.v1.ExemplarQueryResponseB@Z>github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpbb\x06proto3"
 
 var (
 	file_ingester_proto_rawDescOnce sync.Once
@@ -1033,25 +1309,30 @@ func file_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_ingester_proto_goTypes = []any{
-	(LabelMatcher_Type)(0),      // 0: neocortex.ingester.v1.LabelMatcher.Type
-	(*PushRequest)(nil),         // 1: neocortex.ingester.v1.PushRequest
-	(*PushResponse)(nil),        // 2: neocortex.ingester.v1.PushResponse
-	(*LabelMatcher)(nil),        // 3: neocortex.ingester.v1.LabelMatcher
-	(*QueryRequest)(nil),        // 4: neocortex.ingester.v1.QueryRequest
-	(*Label)(nil),               // 5: neocortex.ingester.v1.Label
-	(*Chunk)(nil),               // 6: neocortex.ingester.v1.Chunk
-	(*Series)(nil),              // 7: neocortex.ingester.v1.Series
-	(*QueryStreamResponse)(nil), // 8: neocortex.ingester.v1.QueryStreamResponse
-	(*SeriesResponse)(nil),      // 9: neocortex.ingester.v1.SeriesResponse
-	(*LabelNamesRequest)(nil),   // 10: neocortex.ingester.v1.LabelNamesRequest
-	(*LabelNamesResponse)(nil),  // 11: neocortex.ingester.v1.LabelNamesResponse
-	(*LabelValuesRequest)(nil),  // 12: neocortex.ingester.v1.LabelValuesRequest
-	(*LabelValuesResponse)(nil), // 13: neocortex.ingester.v1.LabelValuesResponse
-	(*MetadataRequest)(nil),     // 14: neocortex.ingester.v1.MetadataRequest
-	(*Metadata)(nil),            // 15: neocortex.ingester.v1.Metadata
-	(*MetadataResponse)(nil),    // 16: neocortex.ingester.v1.MetadataResponse
+	(LabelMatcher_Type)(0),        // 0: neocortex.ingester.v1.LabelMatcher.Type
+	(*PushRequest)(nil),           // 1: neocortex.ingester.v1.PushRequest
+	(*PushResponse)(nil),          // 2: neocortex.ingester.v1.PushResponse
+	(*LabelMatcher)(nil),          // 3: neocortex.ingester.v1.LabelMatcher
+	(*QueryRequest)(nil),          // 4: neocortex.ingester.v1.QueryRequest
+	(*Label)(nil),                 // 5: neocortex.ingester.v1.Label
+	(*Chunk)(nil),                 // 6: neocortex.ingester.v1.Chunk
+	(*Series)(nil),                // 7: neocortex.ingester.v1.Series
+	(*QueryStreamResponse)(nil),   // 8: neocortex.ingester.v1.QueryStreamResponse
+	(*SeriesResponse)(nil),        // 9: neocortex.ingester.v1.SeriesResponse
+	(*LabelNamesRequest)(nil),     // 10: neocortex.ingester.v1.LabelNamesRequest
+	(*LabelNamesResponse)(nil),    // 11: neocortex.ingester.v1.LabelNamesResponse
+	(*LabelValuesRequest)(nil),    // 12: neocortex.ingester.v1.LabelValuesRequest
+	(*LabelValuesResponse)(nil),   // 13: neocortex.ingester.v1.LabelValuesResponse
+	(*MetadataRequest)(nil),       // 14: neocortex.ingester.v1.MetadataRequest
+	(*Metadata)(nil),              // 15: neocortex.ingester.v1.Metadata
+	(*MetadataResponse)(nil),      // 16: neocortex.ingester.v1.MetadataResponse
+	(*Matchers)(nil),              // 17: neocortex.ingester.v1.Matchers
+	(*ExemplarQueryRequest)(nil),  // 18: neocortex.ingester.v1.ExemplarQueryRequest
+	(*Exemplar)(nil),              // 19: neocortex.ingester.v1.Exemplar
+	(*SeriesExemplars)(nil),       // 20: neocortex.ingester.v1.SeriesExemplars
+	(*ExemplarQueryResponse)(nil), // 21: neocortex.ingester.v1.ExemplarQueryResponse
 }
 var file_ingester_proto_depIdxs = []int32{
 	0,  // 0: neocortex.ingester.v1.LabelMatcher.type:type_name -> neocortex.ingester.v1.LabelMatcher.Type
@@ -1063,23 +1344,31 @@ var file_ingester_proto_depIdxs = []int32{
 	3,  // 6: neocortex.ingester.v1.LabelNamesRequest.matchers:type_name -> neocortex.ingester.v1.LabelMatcher
 	3,  // 7: neocortex.ingester.v1.LabelValuesRequest.matchers:type_name -> neocortex.ingester.v1.LabelMatcher
 	15, // 8: neocortex.ingester.v1.MetadataResponse.metadata:type_name -> neocortex.ingester.v1.Metadata
-	1,  // 9: neocortex.ingester.v1.Ingester.Push:input_type -> neocortex.ingester.v1.PushRequest
-	4,  // 10: neocortex.ingester.v1.Ingester.QueryStream:input_type -> neocortex.ingester.v1.QueryRequest
-	4,  // 11: neocortex.ingester.v1.Ingester.Series:input_type -> neocortex.ingester.v1.QueryRequest
-	10, // 12: neocortex.ingester.v1.Ingester.LabelNames:input_type -> neocortex.ingester.v1.LabelNamesRequest
-	12, // 13: neocortex.ingester.v1.Ingester.LabelValues:input_type -> neocortex.ingester.v1.LabelValuesRequest
-	14, // 14: neocortex.ingester.v1.Ingester.MetricMetadata:input_type -> neocortex.ingester.v1.MetadataRequest
-	2,  // 15: neocortex.ingester.v1.Ingester.Push:output_type -> neocortex.ingester.v1.PushResponse
-	8,  // 16: neocortex.ingester.v1.Ingester.QueryStream:output_type -> neocortex.ingester.v1.QueryStreamResponse
-	9,  // 17: neocortex.ingester.v1.Ingester.Series:output_type -> neocortex.ingester.v1.SeriesResponse
-	11, // 18: neocortex.ingester.v1.Ingester.LabelNames:output_type -> neocortex.ingester.v1.LabelNamesResponse
-	13, // 19: neocortex.ingester.v1.Ingester.LabelValues:output_type -> neocortex.ingester.v1.LabelValuesResponse
-	16, // 20: neocortex.ingester.v1.Ingester.MetricMetadata:output_type -> neocortex.ingester.v1.MetadataResponse
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	3,  // 9: neocortex.ingester.v1.Matchers.matchers:type_name -> neocortex.ingester.v1.LabelMatcher
+	17, // 10: neocortex.ingester.v1.ExemplarQueryRequest.matcher_sets:type_name -> neocortex.ingester.v1.Matchers
+	5,  // 11: neocortex.ingester.v1.Exemplar.labels:type_name -> neocortex.ingester.v1.Label
+	5,  // 12: neocortex.ingester.v1.SeriesExemplars.series_labels:type_name -> neocortex.ingester.v1.Label
+	19, // 13: neocortex.ingester.v1.SeriesExemplars.exemplars:type_name -> neocortex.ingester.v1.Exemplar
+	20, // 14: neocortex.ingester.v1.ExemplarQueryResponse.series:type_name -> neocortex.ingester.v1.SeriesExemplars
+	1,  // 15: neocortex.ingester.v1.Ingester.Push:input_type -> neocortex.ingester.v1.PushRequest
+	4,  // 16: neocortex.ingester.v1.Ingester.QueryStream:input_type -> neocortex.ingester.v1.QueryRequest
+	4,  // 17: neocortex.ingester.v1.Ingester.Series:input_type -> neocortex.ingester.v1.QueryRequest
+	10, // 18: neocortex.ingester.v1.Ingester.LabelNames:input_type -> neocortex.ingester.v1.LabelNamesRequest
+	12, // 19: neocortex.ingester.v1.Ingester.LabelValues:input_type -> neocortex.ingester.v1.LabelValuesRequest
+	14, // 20: neocortex.ingester.v1.Ingester.MetricMetadata:input_type -> neocortex.ingester.v1.MetadataRequest
+	18, // 21: neocortex.ingester.v1.Ingester.QueryExemplars:input_type -> neocortex.ingester.v1.ExemplarQueryRequest
+	2,  // 22: neocortex.ingester.v1.Ingester.Push:output_type -> neocortex.ingester.v1.PushResponse
+	8,  // 23: neocortex.ingester.v1.Ingester.QueryStream:output_type -> neocortex.ingester.v1.QueryStreamResponse
+	9,  // 24: neocortex.ingester.v1.Ingester.Series:output_type -> neocortex.ingester.v1.SeriesResponse
+	11, // 25: neocortex.ingester.v1.Ingester.LabelNames:output_type -> neocortex.ingester.v1.LabelNamesResponse
+	13, // 26: neocortex.ingester.v1.Ingester.LabelValues:output_type -> neocortex.ingester.v1.LabelValuesResponse
+	16, // 27: neocortex.ingester.v1.Ingester.MetricMetadata:output_type -> neocortex.ingester.v1.MetadataResponse
+	21, // 28: neocortex.ingester.v1.Ingester.QueryExemplars:output_type -> neocortex.ingester.v1.ExemplarQueryResponse
+	22, // [22:29] is the sub-list for method output_type
+	15, // [15:22] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_ingester_proto_init() }
@@ -1093,7 +1382,7 @@ func file_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingester_proto_rawDesc), len(file_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

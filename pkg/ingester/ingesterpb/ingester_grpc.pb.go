@@ -28,6 +28,7 @@ const (
 	Ingester_LabelNames_FullMethodName     = "/neocortex.ingester.v1.Ingester/LabelNames"
 	Ingester_LabelValues_FullMethodName    = "/neocortex.ingester.v1.Ingester/LabelValues"
 	Ingester_MetricMetadata_FullMethodName = "/neocortex.ingester.v1.Ingester/MetricMetadata"
+	Ingester_QueryExemplars_FullMethodName = "/neocortex.ingester.v1.Ingester/QueryExemplars"
 )
 
 // IngesterClient is the client API for Ingester service.
@@ -54,6 +55,9 @@ type IngesterClient interface {
 	// MetricMetadata returns the metadata (type, help, unit) pushed for the
 	// tenant's metric families, in no particular order.
 	MetricMetadata(ctx context.Context, in *MetadataRequest, opts ...grpc.CallOption) (*MetadataResponse, error)
+	// QueryExemplars returns the exemplars of the series matching any of the
+	// matcher sets in the time range.
+	QueryExemplars(ctx context.Context, in *ExemplarQueryRequest, opts ...grpc.CallOption) (*ExemplarQueryResponse, error)
 }
 
 type ingesterClient struct {
@@ -142,6 +146,16 @@ func (c *ingesterClient) MetricMetadata(ctx context.Context, in *MetadataRequest
 	return out, nil
 }
 
+func (c *ingesterClient) QueryExemplars(ctx context.Context, in *ExemplarQueryRequest, opts ...grpc.CallOption) (*ExemplarQueryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExemplarQueryResponse)
+	err := c.cc.Invoke(ctx, Ingester_QueryExemplars_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngesterServer is the server API for Ingester service.
 // All implementations must embed UnimplementedIngesterServer
 // for forward compatibility.
@@ -166,6 +180,9 @@ type IngesterServer interface {
 	// MetricMetadata returns the metadata (type, help, unit) pushed for the
 	// tenant's metric families, in no particular order.
 	MetricMetadata(context.Context, *MetadataRequest) (*MetadataResponse, error)
+	// QueryExemplars returns the exemplars of the series matching any of the
+	// matcher sets in the time range.
+	QueryExemplars(context.Context, *ExemplarQueryRequest) (*ExemplarQueryResponse, error)
 	mustEmbedUnimplementedIngesterServer()
 }
 
@@ -193,6 +210,9 @@ func (UnimplementedIngesterServer) LabelValues(context.Context, *LabelValuesRequ
 }
 func (UnimplementedIngesterServer) MetricMetadata(context.Context, *MetadataRequest) (*MetadataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MetricMetadata not implemented")
+}
+func (UnimplementedIngesterServer) QueryExemplars(context.Context, *ExemplarQueryRequest) (*ExemplarQueryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QueryExemplars not implemented")
 }
 func (UnimplementedIngesterServer) mustEmbedUnimplementedIngesterServer() {}
 func (UnimplementedIngesterServer) testEmbeddedByValue()                  {}
@@ -309,6 +329,24 @@ func _Ingester_MetricMetadata_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ingester_QueryExemplars_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExemplarQueryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).QueryExemplars(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_QueryExemplars_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).QueryExemplars(ctx, req.(*ExemplarQueryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Ingester_ServiceDesc is the grpc.ServiceDesc for Ingester service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -331,6 +369,10 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MetricMetadata",
 			Handler:    _Ingester_MetricMetadata_Handler,
+		},
+		{
+			MethodName: "QueryExemplars",
+			Handler:    _Ingester_QueryExemplars_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
