@@ -30,7 +30,7 @@ var testHTTP = &http.Client{Timeout: time.Minute, Transport: &http.Transport{Dis
 
 // testConfig is the default config on loopback, free ports and a temporary
 // data directory, with fast ring heartbeats.
-func testConfig(t *testing.T) *app.Config {
+func testConfig(t testing.TB) *app.Config {
 	t.Helper()
 	cfg, err := app.DefaultConfig()
 	require.NoError(t, err)
@@ -45,7 +45,7 @@ func testConfig(t *testing.T) *app.Config {
 	return cfg
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	// NC_DEBUG=1 shows every log line of the processes under test.
 	if os.Getenv("NC_DEBUG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -57,7 +57,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // startApp starts a process for cfg and stops it when the test ends.
-func startApp(t *testing.T, cfg *app.Config) *app.App {
+func startApp(t testing.TB, cfg *app.Config) *app.App {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
 	a, err := app.New(*cfg, testLogger(t))
