@@ -12,6 +12,7 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/neocortex-metrics/neocortex/pkg/remotewrite"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
 )
 
@@ -96,7 +97,8 @@ func (d *Distributor) decode(r *http.Request) (*prompb.WriteRequest, int, error)
 		return nil, http.StatusBadRequest, fmt.Errorf("body is not snappy block-compressed: %w", err)
 	}
 	var req prompb.WriteRequest
-	if err := req.Unmarshal(buf); err != nil {
+	// The request's strings point into buf, which lives as long as they do.
+	if err := remotewrite.Unmarshal(buf, &req); err != nil {
 		return nil, http.StatusBadRequest, fmt.Errorf("body is not a protobuf remote-write WriteRequest: %w", err)
 	}
 	return &req, 0, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
+	"github.com/neocortex-metrics/neocortex/pkg/remotewrite"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
 	"github.com/neocortex-metrics/neocortex/pkg/validation"
 )
@@ -26,7 +27,8 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 		return nil, httpgrpc.Errorf(http.StatusUnauthorized, "%s", err)
 	}
 	var wr prompb.WriteRequest
-	if err := wr.Unmarshal(req.WriteRequest); err != nil {
+	// Label strings point into req.WriteRequest; see cloneLabels.
+	if err := remotewrite.Unmarshal(req.WriteRequest, &wr); err != nil {
 		return nil, httpgrpc.Errorf(http.StatusBadRequest, "decode write request: %s", err)
 	}
 	db, err := i.db(tenantID)
@@ -36,7 +38,9 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 
 	var (
 		app       = db.Appender(ctx)
+		getRef, _ = app.(storage.GetRef)
 		b         labels.ScratchBuilder
+		scratch   labels.Labels
 		appended  int
 		rejected  int
 		firstErr  string
@@ -57,8 +61,22 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 		for _, l := range ts.Labels {
 			b.Add(l.Name, l.Value)
 		}
-		lset := b.Labels()
+		b.Overwrite(&scratch)
+		lset := scratch
 		var ref storage.SeriesRef
+		if getRef != nil {
+			var own labels.Labels
+			if ref, own = getRef.GetRef(lset, lset.Hash()); ref != 0 {
+				lset = own // the head's copy, safe to hand back to it
+			}
+		}
+		if ref == 0 {
+			// A new series: the head keeps its labels, which must not be
+			// overwritten by the next series. (With the default
+			// stringlabels, Copy also copies the strings out of the
+			// request buffer.)
+			lset = lset.Copy()
+		}
 		for si, s := range ts.Samples {
 			r, err := app.Append(ref, lset, s.Timestamp, s.Value)
 			if err == nil {

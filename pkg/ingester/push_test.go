@@ -1,0 +1,117 @@
+package ingester
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/kv/consul"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
+	"github.com/neocortex-metrics/neocortex/pkg/limits"
+	"github.com/neocortex-metrics/neocortex/pkg/tenant"
+	"github.com/neocortex-metrics/neocortex/pkg/validation"
+)
+
+func newTestIngester(t *testing.T) *Ingester {
+	t.Helper()
+	var cfg Config
+	var lim limits.Limits
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	lim.RegisterFlags(fs)
+	require.NoError(t, fs.Parse(nil))
+	cfg.DataDir = t.TempDir()
+	cfg.Ring.InstanceID = "test"
+	kv, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
+	t.Cleanup(func() { _ = closer.Close() })
+	reg := prometheus.NewRegistry()
+	ing, err := New(cfg, Deps{
+		Limits:     limits.NewOverrides(lim, nil),
+		KV:         kv,
+		Addr:       "127.0.0.1:1",
+		Discarded:  validation.NewDiscardedSamples(reg),
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registerer: reg,
+	})
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), ing))
+	t.Cleanup(func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing)) })
+	return ing
+}
+
+// TestPushDoesNotKeepTheRequestBuffer overwrites each request's buffer after
+// the push: the series the head created must keep their own labels.
+func TestPushDoesNotKeepTheRequestBuffer(t *testing.T) {
+	ing := newTestIngester(t)
+	ctx := tenant.WithTenant(context.Background(), "t")
+	push := func(ts int64, jobs ...string) {
+		req := &prompb.WriteRequest{}
+		for _, job := range jobs {
+			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+				Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: job}},
+				Samples: []prompb.Sample{{Timestamp: ts, Value: 1}},
+			})
+		}
+		buf, err := req.Marshal()
+		require.NoError(t, err)
+		_, err = ing.Push(ctx, &ingesterpb.PushRequest{WriteRequest: buf})
+		require.NoError(t, err)
+		for i := range buf {
+			buf[i] = 'X'
+		}
+	}
+	push(1000, "job-1", "job-2") // creates both series
+	push(2000, "job-1")           // appends by reference
+	push(1000, "job-3")           // another new series
+
+	db, err := ing.lookupDB("t")
+	require.NoError(t, err)
+	q, err := db.Querier(0, 3000)
+	require.NoError(t, err)
+	defer q.Close()
+	ss := q.Select(ctx, true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
+	var got []string
+	samples := 0
+	for ss.Next() {
+		got = append(got, ss.At().Labels().String())
+		it := ss.At().Iterator(nil)
+		for it.Next() != 0 {
+			samples++
+		}
+	}
+	require.NoError(t, ss.Err())
+	require.Equal(t, []string{`{__name__="up", job="job-1"}`, `{__name__="up", job="job-2"}`, `{__name__="up", job="job-3"}`}, got)
+	require.Equal(t, 4, samples)
+}
+
+func TestMetadataStore(t *testing.T) {
+	s := newMetadataStore()
+	md := func(name, help string) *prompb.MetricMetadata {
+		return &prompb.MetricMetadata{MetricFamilyName: name, Type: prompb.MetricMetadata_GAUGE, Help: help}
+	}
+	for i := 0; i < maxMetadataPerMetric+3; i++ {
+		s.add(md("a", string(rune('A'+i))))
+	}
+	s.add(md("a", "D")) // known: moves to the newest
+	s.add(md("b", "only"))
+	got := s.get("a", 0, 2)
+	require.Equal(t, []*ingesterpb.Metadata{
+		{MetricFamilyName: "a", Type: "gauge", Help: "D"},
+		{MetricFamilyName: "a", Type: "gauge", Help: "M"},
+	}, got)
+	require.Len(t, s.get("a", 0, 0), maxMetadataPerMetric)
+	require.Len(t, s.get("", 1, 1), 1)
+	require.Len(t, s.get("", 0, 1), 2)
+	require.Empty(t, s.get("nope", 0, 0))
+}
+
