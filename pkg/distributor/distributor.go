@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/client"
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
@@ -124,6 +125,12 @@ func New(cfg Config, deps Deps) *Distributor {
 // series are dropped and reported in a 400 error once the valid ones are
 // stored, as the remote-write specification asks.
 func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.WriteRequest) error {
+	return d.push(ctx, tenantID, req, nil)
+}
+
+// push is Push with, optionally, each series' encoding as received: the
+// series that validation leaves unchanged are forwarded as they came.
+func (d *Distributor) push(ctx context.Context, tenantID string, req *prompb.WriteRequest, raw [][]byte) error {
 	lim := d.deps.Limits.For(tenantID)
 	now := d.now()
 
@@ -133,6 +140,7 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.Wri
 		discarded    = map[string]int{}
 		keys         = make([]uint32, 0, len(req.Timeseries))
 		valid        = make([]prompb.TimeSeries, 0, len(req.Timeseries))
+		validRaw     = make([][]byte, 0, len(req.Timeseries))
 		samples      int
 	)
 	discard := func(e *validation.Error, n int) {
@@ -145,11 +153,12 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.Wri
 			firstInvalid = e
 		}
 	}
-	for _, ts := range req.Timeseries {
+	for i, ts := range req.Timeseries {
 		if e := validation.Labels(lim, ts.Labels); e != nil {
 			discard(e, len(ts.Samples)+len(ts.Histograms))
 			continue
 		}
+		before := len(ts.Samples) + len(ts.Histograms)
 		ts.Samples = filterSamples(ts.Samples, func(s prompb.Sample) *validation.Error {
 			return validation.Timestamp(lim, now, s.Timestamp, ts.Labels)
 		}, discard)
@@ -159,9 +168,15 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.Wri
 		if len(ts.Samples)+len(ts.Histograms) == 0 {
 			continue
 		}
-		samples += len(ts.Samples) + len(ts.Histograms)
+		n := len(ts.Samples) + len(ts.Histograms)
+		samples += n
 		keys = append(keys, seriesToken(tenantID, ts.Labels))
 		valid = append(valid, ts)
+		if raw != nil && n == before {
+			validRaw = append(validRaw, raw[i])
+		} else {
+			validRaw = append(validRaw, nil) // changed: encode again
+		}
 	}
 
 	var metadata []prompb.MetricMetadata
@@ -192,7 +207,7 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.Wri
 	}
 
 	if len(keys) > 0 {
-		if err := d.send(ctx, tenantID, valid, metadata, keys); err != nil {
+		if err := d.send(ctx, tenantID, valid, validRaw, metadata, keys); err != nil {
 			return err
 		}
 		d.metrics.receivedSamples.WithLabelValues(tenantID).Add(float64(samples))
@@ -208,20 +223,13 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.Wri
 // caller's context ends, within the remote timeout, so that a client that
 // hangs up does not leave replicas half written.
 //
-// keys holds the tokens of the series, then of the metadata.
-func (d *Distributor) send(ctx context.Context, tenantID string, series []prompb.TimeSeries, metadata []prompb.MetricMetadata, keys []uint32) error {
+// keys holds the tokens of the series, then of the metadata; raw[i], if not
+// nil, is the encoding of series[i].
+func (d *Distributor) send(ctx context.Context, tenantID string, series []prompb.TimeSeries, raw [][]byte, metadata []prompb.MetricMetadata, keys []uint32) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.RemoteTimeout)
 	ctx = tenant.WithTenant(ctx, tenantID)
 	err := ring.DoBatchWithOptions(ctx, ring.Write, d.deps.Ring, keys, func(ing ring.InstanceDesc, idx []int) error {
-		wr := prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, 0, len(idx))}
-		for _, i := range idx {
-			if i < len(series) {
-				wr.Timeseries = append(wr.Timeseries, series[i])
-			} else {
-				wr.Metadata = append(wr.Metadata, metadata[i-len(series)])
-			}
-		}
-		buf, err := wr.Marshal()
+		buf, err := encodeRequest(series, raw, metadata, idx)
 		if err != nil {
 			return fmt.Errorf("encode push to ingester %s: %w", ing.Id, err)
 		}
@@ -265,4 +273,45 @@ func retryAfter(n int, rate float64) int {
 	}
 	s := math.Ceil(float64(n) / rate) // may be +Inf for a tiny rate
 	return int(max(1, min(s, 60)))
+}
+
+// encodeRequest encodes the WriteRequest of the items idx (series, then
+// metadata) for one ingester, copying the series that arrived encoded.
+func encodeRequest(series []prompb.TimeSeries, raw [][]byte, metadata []prompb.MetricMetadata, idx []int) ([]byte, error) {
+	size := 0
+	for _, i := range idx {
+		var n int
+		switch {
+		case i >= len(series):
+			n = metadata[i-len(series)].Size()
+		case raw[i] != nil:
+			n = len(raw[i])
+		default:
+			n = series[i].Size()
+		}
+		size += protowire.SizeTag(1) + protowire.SizeBytes(n)
+	}
+	buf := make([]byte, 0, size)
+	for _, i := range idx {
+		var (
+			field protowire.Number = 1 // WriteRequest.timeseries
+			b     []byte
+			err   error
+		)
+		switch {
+		case i >= len(series):
+			field = 3 // WriteRequest.metadata
+			b, err = metadata[i-len(series)].Marshal()
+		case raw[i] != nil:
+			b = raw[i]
+		default:
+			b, err = series[i].Marshal()
+		}
+		if err != nil {
+			return nil, err
+		}
+		buf = protowire.AppendTag(buf, field, protowire.BytesType)
+		buf = protowire.AppendBytes(buf, b)
+	}
+	return buf, nil
 }

@@ -208,7 +208,7 @@ func BenchmarkDecode(b *testing.B) {
 		}
 		r.Header.Set("Content-Type", "application/x-protobuf")
 		r.Header.Set("Content-Encoding", "snappy")
-		req, _, err := d.decode(r)
+		req, _, _, err := d.decode(r)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -286,17 +286,29 @@ func BenchmarkPushEndToEnd(b *testing.B) {
 				})
 			}
 			d := newBenchDistributor(b, r, pool)
-			req := benchWriteRequest(0, benchSeriesPerRequest, benchBaseTimestamp)
+			// As the HTTP handler does: decoded with each series' encoding,
+			// which is forwarded as it came.
+			enc, err := benchWriteRequest(0, benchSeriesPerRequest, benchBaseTimestamp).Marshal()
+			if err != nil {
+				b.Fatal(err)
+			}
+			var (
+				req prompb.WriteRequest
+				raw [][]byte
+			)
+			if err := remotewrite.UnmarshalRaw(enc, &req, &raw); err != nil {
+				b.Fatal(err)
+			}
 			ctx := context.Background()
 			// Connect and warm up before measuring.
-			if err := d.Push(ctx, benchTenant, req); err != nil {
+			if err := d.push(ctx, benchTenant, &req, raw); err != nil {
 				b.Fatal(err)
 			}
 			m := newSampleMeter(b)
 			for b.Loop() {
-				// Push filters the samples of req in place; all are valid, so
+				// push filters the samples of req in place; all are valid, so
 				// req is unchanged and can be pushed again.
-				if err := d.Push(ctx, benchTenant, req); err != nil {
+				if err := d.push(ctx, benchTenant, &req, raw); err != nil {
 					b.Fatal(err)
 				}
 			}

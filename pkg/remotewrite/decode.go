@@ -36,11 +36,25 @@ const (
 // Exemplars, histograms and metadata, rare on the hot path, are decoded by
 // the generated code.
 func Unmarshal(buf []byte, req *prompb.WriteRequest) error {
+	return unmarshal(buf, req, nil)
+}
+
+// UnmarshalRaw is Unmarshal that also sets *raw[i] to the encoded bytes of
+// req.Timeseries[i] (within buf), so that an unchanged series can be
+// forwarded without encoding it again.
+func UnmarshalRaw(buf []byte, req *prompb.WriteRequest, raw *[][]byte) error {
+	return unmarshal(buf, req, raw)
+}
+
+func unmarshal(buf []byte, req *prompb.WriteRequest, raw *[][]byte) error {
 	nSeries, nLabels, nSamples, err := count(buf)
 	if err != nil {
 		return err
 	}
 	req.Timeseries = make([]prompb.TimeSeries, 0, nSeries)
+	if raw != nil {
+		*raw = make([][]byte, 0, nSeries)
+	}
 	req.Metadata = req.Metadata[:0]
 	labelArena := make([]prompb.Label, 0, nLabels)
 	sampleArena := make([]prompb.Sample, 0, nSamples)
@@ -62,6 +76,9 @@ func Unmarshal(buf []byte, req *prompb.WriteRequest) error {
 				return fmt.Errorf("series %d: %w", len(req.Timeseries), err)
 			}
 			req.Timeseries = append(req.Timeseries, ts)
+			if raw != nil {
+				*raw = append(*raw, b)
+			}
 		case num == fieldWriteMetadata && typ == protowire.BytesType:
 			b, n := protowire.ConsumeBytes(buf)
 			if n < 0 {
