@@ -14,8 +14,10 @@ build:
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-# Real-process suites (build tag "integration").
+# Real-process suites (build tag "integration"): Neocortex processes with a
+# real Prometheus and etcd, installed from Debian packages where missing.
 integration:
+	./scripts/install-integration-deps.sh
 	$(GO) test -count=1 -timeout 30m -tags integration ./integration/...
 
 # Hot-path benchmarks; one line per figure.

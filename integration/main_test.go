@@ -1,0 +1,47 @@
+//go:build integration
+
+// Package integration runs Neocortex as real processes on loopback, with
+// real peers: Prometheus as the remote-write client and etcd as the ring's
+// KV store. `make integration` runs it; the peers come from Debian packages
+// (prometheus, etcd-server) that scripts/install-integration-deps.sh installs.
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// neocortexBin is the binary under test, built once for the suite.
+var neocortexBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "neocortex-integration-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	neocortexBin = filepath.Join(dir, "neocortex")
+	build := exec.Command("go", "build", "-o", neocortexBin, "../cmd/neocortex")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build neocortex:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// requireBinary fails the test when a peer is not installed: the suite
+// must not silently pass without the real parts it is about.
+func requireBinary(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is not installed: run scripts/install-integration-deps.sh (Debian packages prometheus, etcd-server)", name)
+	}
+	return p
+}

@@ -1,0 +1,267 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// process is a child process whose output is kept for failure reports.
+type process struct {
+	t    *testing.T
+	name string
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs bin with args; it is killed when the test ends, and its output
+// is printed if the test failed.
+func start(t *testing.T, name, bin string, args ...string) *process {
+	t.Helper()
+	p := &process{t: t, name: name, logs: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	require.NoError(t, p.cmd.Start(), name)
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.kill(syscall.SIGKILL)
+		if t.Failed() {
+			out := p.logs.String()
+			if len(out) > 8000 {
+				out = "…" + out[len(out)-8000:]
+			}
+			t.Logf("--- output of %s ---\n%s", name, out)
+		}
+	})
+	return p
+}
+
+func (p *process) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill sends sig and waits for the process to exit.
+func (p *process) kill(sig syscall.Signal) {
+	if !p.running() {
+		return
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// waitHTTP polls url until it answers 200, the process dies, or timeout.
+func (p *process) waitHTTP(u string, timeout time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(u)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if !p.running() {
+			p.t.Fatalf("%s exited before %s answered:\n%s", p.name, u, p.logs.String())
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s: %s not ready after %s:\n%s", p.name, u, timeout, p.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// neocortex is one Neocortex process.
+type neocortex struct {
+	*process
+	httpAddr, grpcAddr string
+	args               []string
+}
+
+// startNeocortex runs the binary with the given extra args on free loopback
+// ports and waits for /ready.
+func startNeocortex(t *testing.T, name string, args ...string) *neocortex {
+	t.Helper()
+	httpPort, grpcPort := freePort(t), freePort(t)
+	all := append([]string{
+		"-server.http-listen-address=127.0.0.1", "-server.http-listen-port=" + strconv.Itoa(httpPort),
+		"-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=" + strconv.Itoa(grpcPort),
+		"-server.graceful-shutdown-timeout=5s",
+	}, args...)
+	n := &neocortex{
+		httpAddr: fmt.Sprintf("127.0.0.1:%d", httpPort),
+		grpcAddr: fmt.Sprintf("127.0.0.1:%d", grpcPort),
+		args:     all,
+	}
+	n.process = start(t, name, neocortexBin, all...)
+	n.waitHTTP("http://"+n.httpAddr+"/ready", 60*time.Second)
+	return n
+}
+
+// restart runs the same command again after the process exited.
+func (n *neocortex) restart(t *testing.T) {
+	t.Helper()
+	require.False(t, n.running(), "restart of a running process")
+	n.process = start(t, n.name, neocortexBin, n.args...)
+	n.waitHTTP("http://"+n.httpAddr+"/ready", 60*time.Second)
+}
+
+// promResult is a Prometheus API matrix or vector result.
+type promResult struct {
+	Metric map[string]string `json:"metric"`
+	Values [][2]any          `json:"values"`
+	Value  [2]any            `json:"value"`
+}
+
+// queryRange runs a range query (tenant may be empty) against base, which is
+// a Prometheus API root such as http://host/prometheus.
+func queryRange(t *testing.T, base, tenant, q string, start, end time.Time, step time.Duration) map[string][][2]string {
+	t.Helper()
+	v := url.Values{
+		"query": {q}, "start": {strconv.FormatInt(start.Unix(), 10)},
+		"end": {strconv.FormatInt(end.Unix(), 10)}, "step": {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)},
+	}
+	body := apiGet(t, base+"/api/v1/query_range?"+v.Encode(), tenant)
+	var res []promResult
+	require.NoError(t, json.Unmarshal(body, &res))
+	out := map[string][][2]string{}
+	for _, r := range res {
+		var pts [][2]string
+		for _, p := range r.Values {
+			pts = append(pts, [2]string{fmt.Sprint(p[0]), p[1].(string)})
+		}
+		out[labelKey(r.Metric)] = pts
+	}
+	return out
+}
+
+// instant runs an instant query and returns the vector by series.
+func instant(t *testing.T, base, tenant, q string, ts time.Time) map[string]string {
+	t.Helper()
+	v := url.Values{"query": {q}, "time": {strconv.FormatInt(ts.Unix(), 10)}}
+	body := apiGet(t, base+"/api/v1/query?"+v.Encode(), tenant)
+	var res []promResult
+	require.NoError(t, json.Unmarshal(body, &res))
+	out := map[string]string{}
+	for _, r := range res {
+		out[labelKey(r.Metric)] = r.Value[1].(string)
+	}
+	return out
+}
+
+func apiGet(t *testing.T, u, tenant string) json.RawMessage {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	require.NoError(t, err)
+	if tenant != "" {
+		req.Header.Set("X-Scope-OrgID", tenant)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode, "%s: %s", u, b)
+	var env struct {
+		Status string `json:"status"`
+		Data   struct {
+			Result json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(b, &env))
+	return env.Data.Result
+}
+
+func labelKey(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, k+"="+strconv.Quote(m[k]))
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+	return p
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, cond func() bool, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for: %s", timeout, msg)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func jsonDecode(resp *http.Response, v any) error {
+	return json.NewDecoder(resp.Body).Decode(v)
+}
