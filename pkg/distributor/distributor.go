@@ -226,9 +226,15 @@ func (d *Distributor) push(ctx context.Context, tenantID string, req *prompb.Wri
 // keys holds the tokens of the series, then of the metadata; raw[i], if not
 // nil, is the encoding of series[i].
 func (d *Distributor) send(ctx context.Context, tenantID string, series []prompb.TimeSeries, raw [][]byte, metadata []prompb.MetricMetadata, keys []uint32) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.RemoteTimeout)
-	ctx = tenant.WithTenant(ctx, tenantID)
-	err := ring.DoBatchWithOptions(ctx, ring.Write, d.deps.Ring, keys, func(ing ring.InstanceDesc, idx []int) error {
+	// Two contexts: DoBatch waits on waitCtx, the RPCs run on rpcCtx, which
+	// ends once every RPC has (Cleanup). Were they one, Cleanup's cancel
+	// could race DoBatch's report of success and turn it into "context
+	// canceled".
+	ctx = tenant.WithTenant(context.WithoutCancel(ctx), tenantID)
+	waitCtx, cancelWait := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
+	defer cancelWait()
+	rpcCtx, cancelRPCs := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
+	err := ring.DoBatchWithOptions(waitCtx, ring.Write, d.deps.Ring, keys, func(ing ring.InstanceDesc, idx []int) error {
 		buf, err := encodeRequest(series, raw, metadata, idx)
 		if err != nil {
 			return fmt.Errorf("encode push to ingester %s: %w", ing.Id, err)
@@ -237,13 +243,13 @@ func (d *Distributor) send(ctx context.Context, tenantID string, series []prompb
 		if err != nil {
 			return fmt.Errorf("connect to ingester %s: %w", ing.Id, err)
 		}
-		_, err = c.(*client.Client).Push(ctx, &ingesterpb.PushRequest{WriteRequest: buf})
+		_, err = c.(*client.Client).Push(rpcCtx, &ingesterpb.PushRequest{WriteRequest: buf})
 		if err != nil {
 			d.metrics.ingesterPushFailures.WithLabelValues(ing.Id).Inc()
 			d.logger.Debug("push to ingester failed", "tenant", tenantID, "ingester", ing.Id, "err", err)
 		}
 		return err
-	}, ring.DoBatchOptions{Cleanup: cancel, IsClientError: isClientError})
+	}, ring.DoBatchOptions{Cleanup: cancelRPCs, IsClientError: isClientError})
 	if err != nil {
 		if isClientError(err) {
 			return err

@@ -49,6 +49,10 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 		if err := it.Err(); err != nil {
 			return fmt.Errorf("iterate chunks: %w", err)
 		}
+		if len(out.Chunks) == 0 {
+			// The range falls in a gap of the series: nothing to send.
+			continue
+		}
 		batch = append(batch, out)
 		if len(batch) == queryStreamBatchSize {
 			if err := stream.Send(&ingesterpb.QueryStreamResponse{Series: batch}); err != nil {

@@ -106,6 +106,9 @@ func NewAPI(cfg Config, q Queryable, md *IngesterQueryable, logger *slog.Logger,
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
 		ActiveQueryTracker:   newQueryGate(cfg.MaxConcurrentQueries),
+		// A subquery without a step ([20m:]) steps by the evaluation
+		// interval, which for Prometheus defaults to 1m.
+		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
 	})
 	v := version.Get()
 	api := v1.NewAPI(

@@ -296,6 +296,9 @@ func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryR
 			return nil, err
 		}
 		for _, s := range resp.Series {
+			if len(s.Chunks) == 0 {
+				continue // a series without samples in the range is none
+			}
 			metas := make([]chunks.Meta, 0, len(s.Chunks))
 			size := 0
 			for _, c := range s.Chunks {

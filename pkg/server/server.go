@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -227,6 +228,19 @@ func (s *Server) instrumentHTTP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			// A bug must cost one request a 500, not the connection.
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.logger.Error("panic serving HTTP request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				if rec.status == 0 {
+					http.Error(rec, fmt.Sprintf("internal error: %v", p), http.StatusInternalServerError)
+				}
+				s.metrics.requestDuration.WithLabelValues(r.Method, "panic", "500").Observe(time.Since(start).Seconds())
+			}
+		}()
 		next.ServeHTTP(rec, r)
 		route := r.Pattern // set by ServeMux on the request it was given
 		if _, pattern := s.HTTP.Handler(r); pattern != "" {
