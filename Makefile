@@ -39,3 +39,8 @@ fmt:
 
 clean:
 	rm -rf bin data
+
+# Remote-write load generator and correctness checker (tools/loadgen/README.md).
+.PHONY: loadgen
+loadgen:
+	$(GO) build -o bin/loadgen ./tools/loadgen

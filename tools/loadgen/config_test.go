@@ -1,0 +1,40 @@
+package main
+
+import (
+	"flag"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{name: "defaults"},
+		{name: "several tenants", args: []string{"-tenants", "a, b,c"}},
+		{name: "remote write 2.0", args: []string{"-remote-write-version", "2.0"}, wantErr: `remote-write-version "2.0" is not supported`},
+		{name: "too few labels", args: []string{"-labels-per-series", "2"}, wantErr: "-labels-per-series 2 is less than 3"},
+		{name: "no tenant", args: []string{"-tenants", " , "}, wantErr: "no tenant"},
+		{name: "duplicate tenant", args: []string{"-tenants", "a,a"}, wantErr: `names "a" twice`},
+		{name: "fewer series than tenants", args: []string{"-tenants", "a,b", "-active-series", "1"}, wantErr: "less than the 2 tenants"},
+		{name: "not a URL", args: []string{"-url", "localhost:8080"}, wantErr: "not an http(s) URL"},
+		{name: "sub-millisecond interval", args: []string{"-interval", "1500us"}, wantErr: "whole number of milliseconds"},
+		{name: "backoffs reversed", args: []string{"-min-backoff", "2s", "-max-backoff", "1s"}, wantErr: "-min-backoff"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			var cfg Config
+			cfg.RegisterFlags(fs)
+			require.NoError(t, fs.Parse(tc.args))
+			err := cfg.Validate()
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+}
