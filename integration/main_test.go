@@ -14,8 +14,9 @@ import (
 	"testing"
 )
 
-// neocortexBin is the binary under test, built once for the suite.
-var neocortexBin string
+// neocortexBin is the binary under test and loadgenBin the load generator,
+// both built once for the suite.
+var neocortexBin, loadgenBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "neocortex-integration-")
@@ -24,11 +25,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	neocortexBin = filepath.Join(dir, "neocortex")
-	build := exec.Command("go", "build", "-o", neocortexBin, "../cmd/neocortex")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build neocortex:", err)
-		os.Exit(1)
+	loadgenBin = filepath.Join(dir, "loadgen")
+	for bin, pkg := range map[string]string{neocortexBin: "../cmd/neocortex", loadgenBin: "../tools/loadgen"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
