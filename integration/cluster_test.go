@@ -31,25 +31,68 @@ func startEtcd(t *testing.T) string {
 	return client
 }
 
-// TestMicroservicesOnEtcd runs distributor, querier and three ingesters
-// (RF=3) as separate processes sharing a ring in a real etcd, then kills
-// ingesters: one down keeps writes and reads whole, two down refuses writes
-// with a 5xx, and SIGKILLed ingesters come back with every acknowledged
-// sample.
-func TestMicroservicesOnEtcd(t *testing.T) {
-	etcd := startEtcd(t)
-	ring := []string{
-		"-ingester.ring.store=etcd", "-ingester.ring.etcd.endpoints=" + etcd[len("http://"):],
-		"-ingester.ring.replication-factor=3", "-ingester.ring.heartbeat-period=1s",
+// memberlistArgs gives each of the named processes a gossip port and the
+// others' as join addresses, so that any of them can restart and rejoin.
+func memberlistArgs(t *testing.T, names ...string) map[string][]string {
+	t.Helper()
+	ports := map[string]int{}
+	for _, n := range names {
+		ports[n] = freePort(t)
 	}
+	out := map[string][]string{}
+	for _, n := range names {
+		args := []string{"-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port=" + strconv.Itoa(ports[n]),
+			"-memberlist.nodename=" + n, "-memberlist.randomize-node-name=false", "-memberlist.gossip-interval=100ms"}
+		for _, other := range names {
+			if other != n {
+				args = append(args, "-memberlist.join=127.0.0.1:"+strconv.Itoa(ports[other]))
+			}
+		}
+		out[n] = args
+	}
+	return out
+}
+
+// TestMicroservices runs distributor, querier and three ingesters (RF=3) as
+// separate processes sharing a ring in each KV store (a real etcd, gossip,
+// and etcd mirrored to gossip as when migrating), then kills ingesters: one
+// down keeps writes and reads whole, two down refuses writes with a 5xx,
+// and SIGKILLed ingesters come back with every acknowledged sample.
+func TestMicroservices(t *testing.T) {
+	names := []string{"ingester-1", "ingester-2", "ingester-3", "distributor", "querier"}
+	for _, kv := range []string{"etcd", "memberlist", "multi"} {
+		t.Run(kv, func(t *testing.T) {
+			common := []string{"-ingester.ring.replication-factor=3", "-ingester.ring.heartbeat-period=1s"}
+			perProcess := map[string][]string{}
+			switch kv {
+			case "etcd":
+				etcd := startEtcd(t)
+				common = append(common, "-ingester.ring.store=etcd", "-ingester.ring.etcd.endpoints="+etcd[len("http://"):])
+			case "memberlist":
+				common = append(common, "-ingester.ring.store=memberlist")
+				perProcess = memberlistArgs(t, names...)
+			case "multi":
+				etcd := startEtcd(t)
+				common = append(common, "-ingester.ring.store=multi", "-ingester.ring.multi.primary=etcd",
+					"-ingester.ring.multi.secondary=memberlist", "-ingester.ring.multi.mirror-enabled=true",
+					"-ingester.ring.etcd.endpoints="+etcd[len("http://"):])
+				perProcess = memberlistArgs(t, names...)
+			}
+			runMicroservices(t, func(name string) []string { return append(append([]string{}, common...), perProcess[name]...) })
+		})
+	}
+}
+
+func runMicroservices(t *testing.T, ringArgs func(name string) []string) {
 	var ingesters []*neocortex
 	for i := 1; i <= 3; i++ {
+		name := "ingester-" + strconv.Itoa(i)
 		args := append([]string{"-target=ingester", "-ingester.data-dir=" + t.TempDir(),
-			"-ingester.ring.instance-id=ingester-" + strconv.Itoa(i)}, ring...)
-		ingesters = append(ingesters, startNeocortex(t, "ingester-"+strconv.Itoa(i), args...))
+			"-ingester.ring.instance-id=" + name}, ringArgs(name)...)
+		ingesters = append(ingesters, startNeocortex(t, name, args...))
 	}
-	dist := startNeocortex(t, "distributor", append([]string{"-target=distributor", "-distributor.ingestion-rate-limit=0"}, ring...)...)
-	quer := startNeocortex(t, "querier", append([]string{"-target=querier"}, ring...)...)
+	dist := startNeocortex(t, "distributor", append([]string{"-target=distributor", "-distributor.ingestion-rate-limit=0"}, ringArgs("distributor")...)...)
+	quer := startNeocortex(t, "querier", append([]string{"-target=querier"}, ringArgs("querier")...)...)
 	for _, p := range []*neocortex{dist, quer} {
 		eventually(t, 30*time.Second, func() bool { return activeIngesters(t, p) == 3 }, p.name+" sees 3 ACTIVE ingesters")
 	}
