@@ -115,7 +115,11 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 	delegate = ring.NewLeaveOnStoppingDelegate(delegate, gokit)
 	delegate = ring.NewTokensPersistencyDelegate(filepath.Join(cfg.DataDir, "tokens.json"), ring.ACTIVE, delegate, gokit)
 	if cfg.Ring.AutoForgetUnhealthy > 0 {
-		delegate = ring.NewAutoForgetDelegate(cfg.Ring.AutoForgetUnhealthy, delegate, gokit)
+		delegate = newCountingAutoForget(cfg.Ring.AutoForgetUnhealthy, delegate, gokit,
+			promauto.With(deps.Registerer).NewCounter(prometheus.CounterOpts{
+				Name: "neocortex_ring_auto_forgotten_instances_total",
+				Help: "Instances this ingester removed from the ring because their heartbeat was older than the auto-forget period.",
+			}))
 	}
 	lc, err := ring.NewBasicLifecycler(ring.BasicLifecyclerConfig{
 		ID:               cfg.Ring.InstanceID,

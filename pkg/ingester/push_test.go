@@ -71,8 +71,8 @@ func TestPushDoesNotKeepTheRequestBuffer(t *testing.T) {
 		}
 	}
 	push(1000, "job-1", "job-2") // creates both series
-	push(2000, "job-1")           // appends by reference
-	push(1000, "job-3")           // another new series
+	push(2000, "job-1")          // appends by reference
+	push(1000, "job-3")          // another new series
 
 	db, err := ing.lookupDB("t")
 	require.NoError(t, err)
@@ -114,4 +114,3 @@ func TestMetadataStore(t *testing.T) {
 	require.Len(t, s.get("", 0, 1), 2)
 	require.Empty(t, s.get("nope", 0, 0))
 }
-

@@ -26,7 +26,6 @@ const (
 	fieldSampleTimestamp = 2
 )
 
-
 // Unmarshal decodes a protobuf WriteRequest into req, like
 // prompb.WriteRequest.Unmarshal but with a handful of allocations per
 // request instead of a few dozen per series: every label name and value
@@ -275,4 +274,3 @@ func yoloString(b []byte) string {
 	}
 	return unsafe.String(&b[0], len(b))
 }
-
