@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -42,19 +43,20 @@ func clusterConfig(t *testing.T, target, id string, join []string) *app.Config {
 	return cfg
 }
 
-// TestClusterQuorum runs three ingesters with RF=3 and a distributor+querier
-// in one test process, sharing a ring over memberlist: writes succeed and
+// TestClusterQuorum runs four ingesters with RF=3 and a distributor+querier
+// in one test process, sharing a ring over memberlist: an ingester scaled
+// down with /ingester/shutdown takes no data with it; writes succeed and
 // reads are exact (each sample once) with one ingester down, and writes fail
 // with a 5xx once two are down.
 func TestClusterQuorum(t *testing.T) {
 	first := clusterConfig(t, app.Ingester, "ingester-1", nil)
 	seed := []string{fmt.Sprintf("127.0.0.1:%d", first.Memberlist.TCPTransport.BindPort)}
 	ingesters := []*app.App{startApp(t, first)}
-	for i := 2; i <= 3; i++ {
+	for i := 2; i <= 4; i++ {
 		ingesters = append(ingesters, startApp(t, clusterConfig(t, app.Ingester, fmt.Sprintf("ingester-%d", i), seed)))
 	}
 	front := startApp(t, clusterConfig(t, app.Distributor+","+app.Querier, "front", seed))
-	eventually(t, 30*time.Second, func() bool { return front.Ring.InstancesCount() == 3 }, "the querier sees 3 ingesters")
+	eventually(t, 30*time.Second, func() bool { return front.Ring.InstancesCount() == 4 }, "the querier sees 4 ingesters")
 
 	ctx := context.Background()
 	rw := pushClient(front, "team")
@@ -91,7 +93,7 @@ func TestClusterQuorum(t *testing.T) {
 		require.NoError(t, push(r))
 	}
 	// A push returns once a quorum acknowledged: every sample is on at least
-	// 2 of the 3 ingesters (usually on all 3, unless one was slow).
+	// 2 of its 3 ingesters (usually on all 3, unless one was slow).
 	eventually(t, 10*time.Second, func() bool {
 		total := 0.0
 		for _, ing := range ingesters {
@@ -99,6 +101,16 @@ func TestClusterQuorum(t *testing.T) {
 		}
 		return total >= 2*150
 	}, "every sample is on a quorum of ingesters")
+	read()
+
+	// Ingester 4 is scaled down: it leaves the ring, and every sample stays
+	// readable from the others.
+	resp, err := testHTTP.Post("http://"+ingesters[3].Server.HTTPAddr()+"/ingester/shutdown", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	eventually(t, 30*time.Second, func() bool { return front.Ring.InstancesCount() == 3 }, "ingester 4 left the ring")
+	require.Error(t, ingesters[3].Ready())
 	read()
 
 	// Ingester 3 becomes unreachable but stays in the ring (a crash before
@@ -109,11 +121,10 @@ func TestClusterQuorum(t *testing.T) {
 	}
 	read()
 
-	// Ingester 2 leaves the ring: with 2 of 3 replicas unavailable no write
-	// can reach a quorum.
-	ingesters[1].Stop()
-	eventually(t, 30*time.Second, func() bool { return front.Ring.InstancesCount() == 2 }, "ingester 2 left the ring")
-	err := push(10)
+	// Ingester 2 becomes unreachable too: with 2 of 3 replicas unavailable
+	// no write can reach a quorum.
+	ingesters[1].Server.GRPC.Stop()
+	err = push(10)
 	var rwErr *remotewrite.Error
 	require.True(t, errors.As(err, &rwErr), "want an HTTP error, got %v", err)
 	require.Equal(t, 5, rwErr.StatusCode/100, rwErr.Body)

@@ -24,6 +24,9 @@ func (a *App) registerRoutes() {
 	if a.Ring != nil {
 		mux.Handle("/ingester/ring", a.Ring)
 	}
+	if a.Ingester != nil {
+		mux.HandleFunc("POST /ingester/shutdown", a.shutdownIngester)
+	}
 	mux.HandleFunc("GET /{$}", a.index)
 }
 
@@ -57,6 +60,19 @@ func (a *App) Ready() error {
 		}
 	}
 	return nil
+}
+
+// shutdownIngester is for scaling down: the ingester leaves the ring (so
+// writes go to the others), closes its TSDBs (so the WAL is complete on
+// disk) and stops, while the process keeps answering until it is
+// terminated. /ready then answers 503.
+func (a *App) shutdownIngester(w http.ResponseWriter, r *http.Request) {
+	a.Logger.Info("ingester shutdown requested", "remote", r.RemoteAddr)
+	if err := services.StopAndAwaitTerminated(r.Context(), a.Ingester); err != nil {
+		http.Error(w, "shut down ingester: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // servicesStatus lists each service of the process and its state.
