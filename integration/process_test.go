@@ -242,7 +242,6 @@ func labelKey(m map[string]string) string {
 	return "{" + strings.Join(parts, ",") + "}"
 }
 
-
 func writeFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)

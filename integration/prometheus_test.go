@@ -143,4 +143,3 @@ func apiGetMetadata(t *testing.T, base, tenant, metric string) map[string]any {
 	require.NoError(t, jsonDecode(resp, &body))
 	return body.Data
 }
-
