@@ -360,7 +360,7 @@ func (a *App) initQuerier() (services.Service, error) {
 		Limits:  a.Overrides,
 		Metrics: querier.NewFetchMetrics(a.Registry),
 	}
-	api := querier.NewAPI(a.Cfg.Querier, q, q, a.Logger.With("component", "querier"), a.Registry)
+	api := querier.NewAPI(a.Cfg.Querier, q, q, a.Overrides, a.Logger.With("component", "querier"), a.Registry)
 	api.Register(a.Server.HTTP, "/prometheus", a.withTenant)
 	api.Register(a.Server.HTTP, "/api/prom", a.withTenant)
 	return services.NewIdleService(nil, nil), nil

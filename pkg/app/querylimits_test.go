@@ -30,11 +30,13 @@ overrides:
     max_fetched_chunk_bytes_per_query: 100
   recent:
     max_query_lookback: 10m
+  frugal:
+    max_samples_per_query: 20
 `), 0o644))
 	cfg.RuntimeConfig.LoadPath = []string{file}
 	a := startApp(t, cfg)
 	now := time.Now().Truncate(time.Second)
-	for _, tenant := range []string{"short", "few", "small", "recent", "free"} {
+	for _, tenant := range []string{"short", "few", "small", "recent", "free", "frugal"} {
 		req := &prompb.WriteRequest{}
 		for i := 0; i < 5; i++ {
 			var samples []prompb.Sample
@@ -64,6 +66,9 @@ overrides:
 		{"recent", `count_over_time(x{i="0"}[1h])`, 200, `"value":[` + fmt.Sprint(now.Unix()) + `,"9"]`},
 		{"free", `count_over_time(x{i="0"}[1h])`, 200, `"value":[` + fmt.Sprint(now.Unix()) + `,"30"]`},
 		{"free", "count_over_time(x[2h])", 200, `"value":[` + fmt.Sprint(now.Unix()) + `,"30"]`},
+		// 5 series × 29 samples in (t-30m, t] do not fit in 20.
+		{"frugal", "count_over_time(x[30m])", 422, "query processing would load too many samples into memory"},
+		{"frugal", `count_over_time(x{i="0"}[10m])`, 200, `"value":[` + fmt.Sprint(now.Unix()) + `,"9"]`},
 	} {
 		t.Run(tc.tenant+" "+tc.query, func(t *testing.T) {
 			status, body := query(tc.tenant, tc.query)

@@ -33,6 +33,7 @@ type Limits struct {
 	MaxQueryLookback             time.Duration `yaml:"max_query_lookback"`
 	MaxFetchedSeriesPerQuery     int           `yaml:"max_fetched_series_per_query"`
 	MaxFetchedChunkBytesPerQuery int           `yaml:"max_fetched_chunk_bytes_per_query"`
+	MaxSamplesPerQuery           int           `yaml:"max_samples_per_query"`
 }
 
 // RegisterFlags registers the default of every limit. The flag names are the
@@ -52,6 +53,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&l.MaxQueryLength, "querier.max-query-length", 0, "Longest time range a query may read, lookback and range selectors included (0 = unlimited); longer queries get 422.")
 	f.DurationVar(&l.MaxQueryLookback, "querier.max-query-lookback", 0, "How far back queries may read (0 = unlimited); older parts of a query's range read no data.")
 	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0, "Most series one query may fetch from the ingesters (0 = unlimited); more get 422.")
+	f.IntVar(&l.MaxSamplesPerQuery, "querier.max-samples-per-query", 0, "Most samples one query of the tenant may hold in memory at once (0 = querier.max_samples); more get 422.")
 	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 0, "Most chunk bytes one query may fetch from the ingesters (0 = unlimited); more get 422.")
 }
 
@@ -68,7 +70,7 @@ func (l *Limits) Validate() error {
 		return errors.New("creation_grace_period and out_of_order_time_window must not be negative")
 	case l.MaxSeriesPerUser < 0, l.MaxSeriesPerMetric < 0, l.MaxExemplars < 0:
 		return errors.New("series limits must not be negative")
-	case l.MaxQueryLength < 0, l.MaxQueryLookback < 0, l.MaxFetchedSeriesPerQuery < 0, l.MaxFetchedChunkBytesPerQuery < 0:
+	case l.MaxQueryLength < 0, l.MaxQueryLookback < 0, l.MaxFetchedSeriesPerQuery < 0, l.MaxFetchedChunkBytesPerQuery < 0, l.MaxSamplesPerQuery < 0:
 		return errors.New("query limits must not be negative")
 	}
 	return nil

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/neocortex-metrics/neocortex/pkg/limits"
 	"github.com/neocortex-metrics/neocortex/pkg/version"
 )
 
@@ -96,8 +97,10 @@ type Queryable interface {
 
 // NewAPI returns the query API over q. Metadata is served from md when it
 // is not nil.
-func NewAPI(cfg Config, q Queryable, md *IngesterQueryable, logger *slog.Logger, reg prometheus.Registerer) *API {
-	engine := promql.NewEngine(promql.EngineOpts{
+//
+// lim, when not nil, supplies each tenant's max_samples_per_query.
+func NewAPI(cfg Config, q Queryable, md *IngesterQueryable, lim *limits.Overrides, logger *slog.Logger, reg prometheus.Registerer) *API {
+	engine := newTenantEngines(promql.EngineOpts{
 		Logger:               logger,
 		Reg:                  prometheus.WrapRegistererWithPrefix("neocortex_querier_", reg),
 		MaxSamples:           cfg.MaxSamples,
@@ -109,7 +112,7 @@ func NewAPI(cfg Config, q Queryable, md *IngesterQueryable, logger *slog.Logger,
 		// A subquery without a step ([20m:]) steps by the evaluation
 		// interval, which for Prometheus defaults to 1m.
 		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
-	})
+	}, lim)
 	v := version.Get()
 	api := v1.NewAPI(
 		engine, q, nil, q,

@@ -55,7 +55,7 @@ func testConfig() Config {
 
 func newTestServer(t *testing.T, cfg Config) (*API, *httptest.Server) {
 	t.Helper()
-	api := NewAPI(cfg, newTestStorage(t), nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	api := NewAPI(cfg, newTestStorage(t), nil, nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	mux := http.NewServeMux()
 	api.Register(mux, "/prometheus", func(h http.Handler) http.Handler { return h })
 	srv := httptest.NewServer(mux)
