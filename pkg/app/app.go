@@ -118,6 +118,9 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.services = svcs
+	if a.Distributor != nil && a.Ingester != nil {
+		a.Distributor.SetLocalIngester(a.Ingester)
+	}
 	a.registerRoutes()
 	return a, nil
 }

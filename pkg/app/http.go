@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"reflect"
 	"slices"
 	"sort"
@@ -28,6 +29,12 @@ func (a *App) registerRoutes() {
 		mux.HandleFunc("POST /ingester/shutdown", a.shutdownIngester)
 	}
 	mux.HandleFunc("GET /{$}", a.index)
+	// Go profiles, as every Go service in this field serves them.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // ready answers 200 once the process can serve, 503 before (and during

@@ -76,6 +76,16 @@ type Deps struct {
 	Registerer prometheus.Registerer
 }
 
+// LocalIngester is an ingester in the same process: the distributor hands
+// it decoded series directly instead of encoding them for gRPC.
+type LocalIngester interface {
+	// Addr is the address the ingester advertises in the ring.
+	Addr() string
+	// PushWriteRequest appends req for the tenant. It only reads req and
+	// keeps nothing of it; errors are those of the gRPC Push.
+	PushWriteRequest(ctx context.Context, tenantID string, req *prompb.WriteRequest) error
+}
+
 // Distributor is the distributor service.
 type Distributor struct {
 	services.Service
@@ -86,7 +96,12 @@ type Distributor struct {
 	limiter *limiter.RateLimiter
 	metrics *metrics
 	now     func() time.Time
+	local   LocalIngester
 }
+
+// SetLocalIngester makes the distributor push to ing directly whenever the
+// ring picks it. It must be called before the distributor starts.
+func (d *Distributor) SetLocalIngester(ing LocalIngester) { d.local = ing }
 
 type metrics struct {
 	receivedSamples      *prometheus.CounterVec
@@ -235,6 +250,13 @@ func (d *Distributor) send(ctx context.Context, tenantID string, series []prompb
 	defer cancelWait()
 	rpcCtx, cancelRPCs := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
 	err := ring.DoBatchWithOptions(waitCtx, ring.Write, d.deps.Ring, keys, func(ing ring.InstanceDesc, idx []int) error {
+		if d.local != nil && ing.Addr == d.local.Addr() {
+			err := d.local.PushWriteRequest(rpcCtx, tenantID, subset(series, metadata, idx))
+			if err != nil {
+				d.metrics.ingesterPushFailures.WithLabelValues(ing.Id).Inc()
+			}
+			return err
+		}
 		buf, err := encodeRequest(series, raw, metadata, idx)
 		if err != nil {
 			return fmt.Errorf("encode push to ingester %s: %w", ing.Id, err)
@@ -279,6 +301,19 @@ func retryAfter(n int, rate float64) int {
 	}
 	s := math.Ceil(float64(n) / rate) // may be +Inf for a tiny rate
 	return int(max(1, min(s, 60)))
+}
+
+// subset is the WriteRequest of the items idx (series, then metadata).
+func subset(series []prompb.TimeSeries, metadata []prompb.MetricMetadata, idx []int) *prompb.WriteRequest {
+	wr := &prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, 0, len(idx))}
+	for _, i := range idx {
+		if i < len(series) {
+			wr.Timeseries = append(wr.Timeseries, series[i])
+		} else {
+			wr.Metadata = append(wr.Metadata, metadata[i-len(series)])
+		}
+	}
+	return wr
 }
 
 // encodeRequest encodes the WriteRequest of the items idx (series, then

@@ -27,13 +27,27 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 		return nil, httpgrpc.Errorf(http.StatusUnauthorized, "%s", err)
 	}
 	var wr prompb.WriteRequest
-	// Label strings point into req.WriteRequest; see cloneLabels.
+	// Label strings point into req.WriteRequest; see PushWriteRequest.
 	if err := remotewrite.Unmarshal(req.WriteRequest, &wr); err != nil {
 		return nil, httpgrpc.Errorf(http.StatusBadRequest, "decode write request: %s", err)
 	}
+	if err := i.PushWriteRequest(ctx, tenantID, &wr); err != nil {
+		return nil, err
+	}
+	return &ingesterpb.PushResponse{}, nil
+}
+
+// Addr is the address this ingester advertises in the ring.
+func (i *Ingester) Addr() string { return i.deps.Addr }
+
+// PushWriteRequest appends a decoded request for the tenant: the work of
+// Push without the gRPC encoding, for a distributor in the same process.
+// The request is only read, and nothing of it is kept: labels of new series
+// are copied (they may point into a request buffer).
+func (i *Ingester) PushWriteRequest(ctx context.Context, tenantID string, wr *prompb.WriteRequest) error {
 	db, err := i.db(tenantID)
 	if err != nil {
-		return nil, err
+		return err
 	}
 
 	var (
@@ -93,7 +107,7 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 			reason, ok := sampleErrorReason(err)
 			if !ok {
 				_ = app.Rollback()
-				return nil, fmt.Errorf("append to TSDB of tenant %s: %w", tenantID, err)
+				return fmt.Errorf("append to TSDB of tenant %s: %w", tenantID, err)
 			}
 			reject(reason, 1, fmt.Errorf("%w at timestamp %d", err, s.Timestamp), ts)
 		}
@@ -129,7 +143,7 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 	nextSeries:
 	}
 	if err := app.Commit(); err != nil {
-		return nil, fmt.Errorf("commit to TSDB of tenant %s: %w", tenantID, err)
+		return fmt.Errorf("commit to TSDB of tenant %s: %w", tenantID, err)
 	}
 	for idx := range wr.Metadata {
 		db.metadata.add(&wr.Metadata[idx])
@@ -145,9 +159,9 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 		i.deps.Discarded.WithLabelValues(reason, tenantID).Add(float64(n))
 	}
 	if rejected > 0 {
-		return nil, httpgrpc.Errorf(http.StatusBadRequest, "ingester rejected %d of %d samples; first: %s", rejected, rejected+appended, firstErr)
+		return httpgrpc.Errorf(http.StatusBadRequest, "ingester rejected %d of %d samples; first: %s", rejected, rejected+appended, firstErr)
 	}
-	return &ingesterpb.PushResponse{}, nil
+	return nil
 }
 
 // sampleErrorReason maps the TSDB's per-sample refusals to discard reasons.

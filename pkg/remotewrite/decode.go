@@ -58,14 +58,14 @@ func unmarshal(buf []byte, req *prompb.WriteRequest, raw *[][]byte) error {
 	labelArena := make([]prompb.Label, 0, nLabels)
 	sampleArena := make([]prompb.Sample, 0, nSamples)
 	for len(buf) > 0 {
-		num, typ, n := protowire.ConsumeTag(buf)
+		num, typ, n := consumeTag(buf)
 		if n < 0 {
 			return protowire.ParseError(n)
 		}
 		buf = buf[n:]
 		switch {
 		case num == fieldWriteTimeseries && typ == protowire.BytesType:
-			b, n := protowire.ConsumeBytes(buf)
+			b, n := consumeBytes(buf)
 			if n < 0 {
 				return protowire.ParseError(n)
 			}
@@ -79,7 +79,7 @@ func unmarshal(buf []byte, req *prompb.WriteRequest, raw *[][]byte) error {
 				*raw = append(*raw, b)
 			}
 		case num == fieldWriteMetadata && typ == protowire.BytesType:
-			b, n := protowire.ConsumeBytes(buf)
+			b, n := consumeBytes(buf)
 			if n < 0 {
 				return protowire.ParseError(n)
 			}
@@ -103,7 +103,7 @@ func unmarshal(buf []byte, req *prompb.WriteRequest, raw *[][]byte) error {
 // count walks buf once to size the arenas.
 func count(buf []byte) (series, labels, samples int, err error) {
 	for len(buf) > 0 {
-		num, typ, n := protowire.ConsumeTag(buf)
+		num, typ, n := consumeTag(buf)
 		if n < 0 {
 			return 0, 0, 0, protowire.ParseError(n)
 		}
@@ -116,14 +116,14 @@ func count(buf []byte) (series, labels, samples int, err error) {
 			buf = buf[n:]
 			continue
 		}
-		b, n := protowire.ConsumeBytes(buf)
+		b, n := consumeBytes(buf)
 		if n < 0 {
 			return 0, 0, 0, protowire.ParseError(n)
 		}
 		buf = buf[n:]
 		series++
 		for len(b) > 0 {
-			num, typ, n := protowire.ConsumeTag(b)
+			num, typ, n := consumeTag(b)
 			if n < 0 {
 				return 0, 0, 0, protowire.ParseError(n)
 			}
@@ -147,7 +147,7 @@ func count(buf []byte) (series, labels, samples int, err error) {
 func decodeSeries(b []byte, ts *prompb.TimeSeries, labelArena []prompb.Label, sampleArena []prompb.Sample) ([]prompb.Label, []prompb.Sample, error) {
 	firstLabel, firstSample := len(labelArena), len(sampleArena)
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return nil, nil, protowire.ParseError(n)
 		}
@@ -160,7 +160,7 @@ func decodeSeries(b []byte, ts *prompb.TimeSeries, labelArena []prompb.Label, sa
 			b = b[n:]
 			continue
 		}
-		v, n := protowire.ConsumeBytes(b)
+		v, n := consumeBytes(b)
 		if n < 0 {
 			return nil, nil, protowire.ParseError(n)
 		}
@@ -206,13 +206,13 @@ func decodeSeries(b []byte, ts *prompb.TimeSeries, labelArena []prompb.Label, sa
 func decodeLabel(b []byte) (prompb.Label, error) {
 	var l prompb.Label
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return l, protowire.ParseError(n)
 		}
 		b = b[n:]
 		if typ == protowire.BytesType && (num == fieldLabelName || num == fieldLabelValue) {
-			v, n := protowire.ConsumeBytes(b)
+			v, n := consumeBytes(b)
 			if n < 0 {
 				return l, protowire.ParseError(n)
 			}
@@ -236,7 +236,7 @@ func decodeLabel(b []byte) (prompb.Label, error) {
 func decodeSample(b []byte) (prompb.Sample, error) {
 	var s prompb.Sample
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return s, protowire.ParseError(n)
 		}
@@ -273,4 +273,29 @@ func yoloString(b []byte) string {
 		return ""
 	}
 	return unsafe.String(&b[0], len(b))
+}
+
+// The fast paths below cover what remote-write clients send: one-byte tags
+// (field numbers below 16) and one-byte lengths; anything else goes through
+// protowire.
+
+// consumeTag is protowire.ConsumeTag with a fast path for one-byte tags.
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return protowire.Number(b[0] >> 3), protowire.Type(b[0] & 7), 1
+	}
+	return protowire.ConsumeTag(b)
+}
+
+// consumeBytes is protowire.ConsumeBytes with a fast path for lengths
+// below 128.
+func consumeBytes(b []byte) ([]byte, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		n := int(b[0])
+		if n+1 > len(b) {
+			return nil, -1 // protowire's code for a truncated message
+		}
+		return b[1 : 1+n], 1 + n
+	}
+	return protowire.ConsumeBytes(b)
 }
