@@ -20,9 +20,11 @@ integration:
 	./scripts/install-integration-deps.sh
 	$(GO) test -count=1 -timeout 30m -tags integration ./integration/...
 
-# Hot-path benchmarks; one line per figure.
+# Hot-path Go benchmarks, then the end-to-end scenarios against a fresh
+# single binary (scripts/bench-e2e.sh); one line per figure.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./pkg/...
+	./scripts/bench-e2e.sh
 
 # Regenerate the gRPC code from the .proto files.
 generate:

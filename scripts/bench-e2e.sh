@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# End-to-end benchmark scenarios of issue 7 against a freshly started single
+# binary (RF=1) on this machine, with tools/loadgen as the client on the same
+# machine. Prints one "name: value" line per figure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+go build -o "$work/neocortex" ./cmd/neocortex
+go build -o "$work/loadgen" ./tools/loadgen
+http=127.0.0.1:18180
+pid=""
+
+start_server() {
+  (cd "$work" && exec ./neocortex -server.http-listen-address=127.0.0.1 -server.http-listen-port=18180 \
+    -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port=19195 \
+    -distributor.ingestion-rate-limit=0 -ingester.max-series-per-metric=0 -log.level=warn \
+    >>"$work/server.log" 2>&1) &
+  pid=$!
+  for _ in $(seq 1 600); do
+    curl -sf "http://$http/ready" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "server not ready" >&2; cat "$work/server.log" >&2; exit 1
+}
+
+stop_server() { kill -TERM "$pid"; wait "$pid" || true; }
+
+rss() { awk '/^VmRSS/ {print $2 * 1024}' "/proc/$1/status"; }
+
+# figure NAME KEY FILE: print loadgen's KEY from FILE as NAME.
+figure() { echo "$1: $(awk -v k="$2:" '$1 == k {print $2}' "$3")"; }
+
+loadgen() { "$work/loadgen" -url "http://$http/api/v1/push" -query-url "http://$http/prometheus" -report-interval 0 -server-pid "$pid" "$@"; }
+
+# 1. Steady ingest: 100k active series × 10 labels, 1000 series per request,
+#    4 senders, one sample per series every 5s (20k samples/s).
+rm -rf "$work/data"; start_server
+loadgen -active-series 100000 -interval 5s -duration 60s -concurrency 4 -series-per-request 1000 >"$work/ingest.out" 2>&1
+figure ingest_samples_per_second samples_per_second "$work/ingest.out"
+figure ingest_server_cpu_seconds_per_million_samples server_cpu_seconds_per_million_samples "$work/ingest.out"
+figure ingest_push_latency_p50_seconds latency_p50_seconds "$work/ingest.out"
+figure ingest_push_latency_p99_seconds latency_p99_seconds "$work/ingest.out"
+stop_server
+
+# 2. New-series ingest: 400k series created as fast as the server takes them.
+rm -rf "$work/data"; start_server
+loadgen -active-series 400000 -interval 1s -samples 400000 -concurrency 4 -series-per-request 1000 >"$work/new.out" 2>&1
+figure new_series_samples_per_second samples_per_second "$work/new.out"
+# A second sample for every series, then memory once GC has settled.
+loadgen -active-series 400000 -interval 1s -samples 400000 -concurrency 4 -series-per-request 1000 >/dev/null 2>&1
+sleep 15
+steady=$(rss "$pid")
+echo "memory_rss_bytes_400k_series: $steady"
+echo "memory_rss_bytes_per_series: $((steady / 400000))"
+
+# 3. Range queries over those series: 10 minutes at a 15s step.
+now=$(date +%s); start=$((now - 600))
+q() { curl -s -o /dev/null -w '%{time_total}' -H 'X-Scope-OrgID: loadgen' \
+  --data-urlencode "query=$1" --data-urlencode "start=$start" --data-urlencode "end=$now" --data-urlencode step=15 \
+  "http://$http/prometheus/api/v1/query_range"; }
+q 'count({__name__=~".+"})' >/dev/null # warm-up
+echo "query_count_400k_series_seconds: $(q 'count({__name__=~".+"})')"
+names='http_requests_total|http_request_duration_seconds_sum|http_request_duration_seconds_count|http_response_size_bytes_sum|http_requests_in_flight|grpc_server_started_total|grpc_server_handled_total|grpc_server_msg_received_total|process_cpu_seconds_total'
+echo "query_raw_111k_series_seconds: $(q "{__name__=~\"$names\"}")"
+
+# 4. Restart with 400k series in the WAL.
+stop_server
+t0=$(date +%s.%N)
+start_server
+t1=$(date +%s.%N)
+peak=$(awk '/^VmHWM/ {print $2 * 1024}' "/proc/$pid/status")
+echo "restart_ready_seconds: $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')"
+echo "restart_peak_rss_bytes: $peak"
+echo "restart_peak_rss_over_steady: $(awk -v p="$peak" -v s="$steady" 'BEGIN {printf "%.2f", p / s}')"
+stop_server
