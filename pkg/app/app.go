@@ -72,6 +72,7 @@ type App struct {
 	runtimeConfig *runtimeconfig.Manager
 	memberlistKV  *memberlist.KVInitService
 	inmemoryKV    kv.Client
+	queryable     *querier.IngesterQueryable
 	discarded     *prometheus.CounterVec
 
 	modules  *modules.Manager
@@ -120,6 +121,9 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 	a.services = svcs
 	if a.Distributor != nil && a.Ingester != nil {
 		a.Distributor.SetLocalIngester(a.Ingester)
+	}
+	if a.queryable != nil && a.Ingester != nil {
+		a.queryable.Local = a.Ingester
 	}
 	a.registerRoutes()
 	return a, nil
@@ -363,6 +367,7 @@ func (a *App) initQuerier() (services.Service, error) {
 		Limits:  a.Overrides,
 		Metrics: querier.NewFetchMetrics(a.Registry),
 	}
+	a.queryable = q
 	api := querier.NewAPI(a.Cfg.Querier, q, q, a.Overrides, a.Logger.With("component", "querier"), a.Registry)
 	api.Register(a.Server.HTTP, "/prometheus", a.withTenant)
 	api.Register(a.Server.HTTP, "/api/prom", a.withTenant)

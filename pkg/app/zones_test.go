@@ -37,6 +37,16 @@ func TestZoneAwareReplication(t *testing.T) {
 	base := time.Now().Add(-5 * time.Minute).Truncate(time.Second)
 	const nSeries = 60
 	rounds := 0
+	// Each push waits until every reachable replica has it (see
+	// TestClusterQuorum): copies per series, one per live zone.
+	copies, wantCopies := 3, 0.0
+	ingested := func() float64 {
+		n := 0.0
+		for _, ing := range ingesters {
+			n += counterValue(t, ing, "neocortex_ingester_ingested_samples_total", map[string]string{"tenant": "z"})
+		}
+		return n
+	}
 	push := func() {
 		t.Helper()
 		req := &prompb.WriteRequest{}
@@ -46,6 +56,8 @@ func TestZoneAwareReplication(t *testing.T) {
 		}
 		require.NoError(t, pushClient(front, "z").Push(ctx, req))
 		rounds++
+		wantCopies += float64(nSeries * copies)
+		eventually(t, 10*time.Second, func() bool { return ingested() == wantCopies }, "every live zone has the round")
 	}
 	for range 3 {
 		push()
@@ -64,6 +76,7 @@ func TestZoneAwareReplication(t *testing.T) {
 	// Zone a goes dark (both ingesters unreachable, still in the ring).
 	ingesters[0].Server.GRPC.Stop()
 	ingesters[1].Server.GRPC.Stop()
+	copies = 2
 	for range 3 {
 		push()
 	}

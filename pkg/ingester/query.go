@@ -8,6 +8,7 @@ import (
 	"github.com/grafana/dskit/httpgrpc"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
@@ -25,20 +26,19 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	if err != nil || db == nil {
 		return err // no TSDB: the tenant has no data here
 	}
-	q, err := db.ChunkQuerier(req.StartMs, req.EndMs)
-	if err != nil {
-		return fmt.Errorf("open chunk querier: %w", err)
-	}
-	defer q.Close()
-
-	ss := q.Select(ctx, true, nil, matchers...)
 	batch := make([]*ingesterpb.Series, 0, queryStreamBatchSize)
-	for ss.Next() {
-		s := ss.At()
-		out := &ingesterpb.Series{Labels: ingesterpb.ToLabels(s.Labels())}
-		it := s.Iterator(nil)
-		for it.Next() {
-			m := it.At()
+	send := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		// Send serializes the batch: the chunk bytes need only live until then.
+		err := stream.Send(&ingesterpb.QueryStreamResponse{Series: batch})
+		batch = batch[:0]
+		return err
+	}
+	return forEachChunkSeries(ctx, db, req, matchers, func(ls labels.Labels, metas []chunks.Meta) error {
+		out := &ingesterpb.Series{Labels: ingesterpb.ToLabels(ls), Chunks: make([]*ingesterpb.Chunk, 0, len(metas))}
+		for _, m := range metas {
 			out.Chunks = append(out.Chunks, &ingesterpb.Chunk{
 				MinTimeMs: m.MinTime,
 				MaxTimeMs: m.MaxTime,
@@ -46,26 +46,66 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 				Data:      m.Chunk.Bytes(),
 			})
 		}
+		batch = append(batch, out)
+		if len(batch) < queryStreamBatchSize {
+			return nil
+		}
+		return send()
+	}, send)
+}
+
+// QueryChunks calls f with each of the tenant's series that match, sorted by
+// labels, and its chunks: the work of QueryStream without gRPC, for a
+// querier in the same process. The labels may be kept; the chunks' bytes
+// are valid only during the call.
+func (i *Ingester) QueryChunks(ctx context.Context, tenantID string, req *ingesterpb.QueryRequest, f func(labels.Labels, []chunks.Meta) error) error {
+	matchers, err := ingesterpb.FromMatchers(req.Matchers)
+	if err != nil {
+		return httpgrpc.Errorf(http.StatusBadRequest, "%s", err)
+	}
+	db, err := i.lookupDB(tenantID)
+	if err != nil || db == nil {
+		return err
+	}
+	return forEachChunkSeries(ctx, db, req, matchers, f, nil)
+}
+
+// forEachChunkSeries calls f for each matching series that has chunks in
+// the request's range (a range inside a gap leaves a series none), in label
+// order unless the request says otherwise, then end (if not nil) while the
+// chunks are still valid: they are not once it returns.
+func forEachChunkSeries(ctx context.Context, db *userDB, req *ingesterpb.QueryRequest, matchers []*labels.Matcher, f func(labels.Labels, []chunks.Meta) error, end func() error) error {
+	q, err := db.ChunkQuerier(req.StartMs, req.EndMs)
+	if err != nil {
+		return fmt.Errorf("open chunk querier: %w", err)
+	}
+	defer q.Close()
+	ss := q.Select(ctx, !req.Unsorted, nil, matchers...)
+	var metas []chunks.Meta
+	for ss.Next() {
+		s := ss.At()
+		// A fresh iterator: a reused one may recycle the buffers of chunks
+		// still waiting to be sent.
+		it := s.Iterator(nil)
+		metas = metas[:0]
+		for it.Next() {
+			metas = append(metas, it.At())
+		}
 		if err := it.Err(); err != nil {
 			return fmt.Errorf("iterate chunks: %w", err)
 		}
-		if len(out.Chunks) == 0 {
-			// The range falls in a gap of the series: nothing to send.
+		if len(metas) == 0 {
 			continue
 		}
-		batch = append(batch, out)
-		if len(batch) == queryStreamBatchSize {
-			if err := stream.Send(&ingesterpb.QueryStreamResponse{Series: batch}); err != nil {
-				return err
-			}
-			batch = batch[:0]
+		if err := f(s.Labels(), metas); err != nil {
+			return err
 		}
 	}
 	if err := ss.Err(); err != nil {
 		return fmt.Errorf("select series: %w", err)
 	}
-	if len(batch) > 0 {
-		return stream.Send(&ingesterpb.QueryStreamResponse{Series: batch})
+	if end != nil {
+		return end()
 	}
 	return nil
 }

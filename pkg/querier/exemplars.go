@@ -34,13 +34,13 @@ func (e *exemplarQuerier) Select(start, end int64, matchers ...[]*labels.Matcher
 	for _, ms := range matchers {
 		req.MatcherSets = append(req.MatcherSets, &ingesterpb.Matchers{Matchers: ingesterpb.ToMatchers(ms)})
 	}
-	results, err := forEachIngester(e.ctx, e.q, func(ctx context.Context, c *client.Client) ([]*ingesterpb.SeriesExemplars, error) {
+	results, err := forEachIngester(e.ctx, e.q, nil, func(ctx context.Context, c *client.Client) ([]*ingesterpb.SeriesExemplars, error) {
 		resp, err := c.QueryExemplars(ctx, req)
 		if err != nil {
 			return nil, err
 		}
 		return resp.Series, nil
-	})
+	}, nil)
 	if err != nil {
 		return nil, promql.ErrStorage{Err: err}
 	}

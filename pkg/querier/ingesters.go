@@ -49,6 +49,18 @@ type IngesterQueryable struct {
 	Metrics *FetchMetrics
 	// Now is the clock max_query_lookback is measured against.
 	Now func() time.Time
+	// Local, if set, is the ingester of this process: it is read directly,
+	// not over gRPC.
+	Local LocalIngester
+}
+
+// LocalIngester is an ingester in the querier's own process.
+type LocalIngester interface {
+	// Addr is the address the ingester advertises in the ring.
+	Addr() string
+	// QueryChunks calls f with each matching series and its chunks, in
+	// label order; the labels may be kept, the chunk bytes only during f.
+	QueryChunks(ctx context.Context, tenantID string, req *ingesterpb.QueryRequest, f func(labels.Labels, []chunks.Meta) error) error
 }
 
 // FetchMetrics count what queries fetch from the ingesters, per tenant.
@@ -173,35 +185,84 @@ func (q *ingesterQuerier) account(ctx context.Context, tenantID string, lim *lim
 // forEachIngester calls f on every ingester of the read replication set in
 // parallel and returns their results, failing when more ingesters fail than
 // the replication set tolerates.
-func forEachIngester[T any](ctx context.Context, q *IngesterQueryable, f func(context.Context, *client.Client) (T, error)) ([]T, error) {
+//
+// local, if not nil, reads the in-process ingester instead of f.
+// rs is the replication set to ask; nil means the ring's current one.
+func forEachIngester[T any](ctx context.Context, q *IngesterQueryable, rs *ring.ReplicationSet, f func(context.Context, *client.Client) (T, error), local func(context.Context, string) (T, error)) ([]T, error) {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if rs == nil {
+		if rs, err = q.readSet(); err != nil {
+			return nil, err
+		}
+	}
+	ctx = tenant.WithTenant(ctx, tenantID)
+	ask := func(ing *ring.InstanceDesc) (T, error) {
+		if local != nil && q.Local != nil && ing.Addr == q.Local.Addr() {
+			return local(ctx, tenantID)
+		}
+		var zero T
+		c, err := q.Clients.GetClientForInstance(*ing)
+		if err != nil {
+			return zero, fmt.Errorf("connect to ingester %s: %w", ing.Id, err)
+		}
+		r, err := f(ctx, c.(*client.Client))
+		if err != nil {
+			return zero, fmt.Errorf("ingester %s: %w", ing.Id, err)
+		}
+		return r, nil
+	}
+	// Every ingester is waited for, not just a quorum: a sample whose write
+	// reached only part of its replicas (a quorum, while another was slow or
+	// down; or before the ring changed) is still found on the others.
+	type answer struct {
+		v    T
+		err  error
+		zone string
+	}
+	ch := make(chan answer, len(rs.Instances))
+	for i := range rs.Instances {
+		go func(ing *ring.InstanceDesc) {
+			v, err := ask(ing)
+			ch <- answer{v: v, err: err, zone: ing.Zone}
+		}(&rs.Instances[i])
+	}
+	var (
+		out         = make([]T, 0, len(rs.Instances))
+		failures    int
+		failedZones = map[string]struct{}{}
+		lastErr     error
+	)
+	for range rs.Instances {
+		a := <-ch
+		if a.err != nil {
+			failures++
+			failedZones[a.zone] = struct{}{}
+			lastErr = a.err
+			continue
+		}
+		out = append(out, a.v)
+	}
+	tooMany := failures > rs.MaxErrors
+	if rs.MaxUnavailableZones > 0 {
+		tooMany = len(failedZones) > rs.MaxUnavailableZones
+	}
+	if tooMany {
+		return nil, fmt.Errorf("query ingesters: %d of %d failed, more than the %d the replication allows: %w",
+			failures, len(rs.Instances), max(rs.MaxErrors, rs.MaxUnavailableZones), lastErr)
+	}
+	return out, nil
+}
+
+// readSet is the ingesters a read must ask.
+func (q *IngesterQueryable) readSet() (*ring.ReplicationSet, error) {
 	rs, err := q.Ring.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
 		return nil, fmt.Errorf("find ingesters to query: %w", err)
 	}
-	ctx = tenant.WithTenant(ctx, tenantID)
-	results, err := rs.Do(ctx, 0, func(ctx context.Context, ing *ring.InstanceDesc) (any, error) {
-		c, err := q.Clients.GetClientForInstance(*ing)
-		if err != nil {
-			return nil, fmt.Errorf("connect to ingester %s: %w", ing.Id, err)
-		}
-		r, err := f(ctx, c.(*client.Client))
-		if err != nil {
-			return nil, fmt.Errorf("ingester %s: %w", ing.Id, err)
-		}
-		return r, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("query ingesters: %w", err)
-	}
-	out := make([]T, 0, len(results))
-	for _, r := range results {
-		out = append(out, r.(T))
-	}
-	return out, nil
+	return &rs, nil
 }
 
 // timeRange narrows the querier's range to the hints'.
@@ -212,7 +273,7 @@ func (q *ingesterQuerier) timeRange(start, end int64) (int64, int64) {
 // Select asks all ingesters and merges their series, removing the samples
 // the replicas have in common. With hints.Func "series" only labels are
 // fetched.
-func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
+func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
@@ -229,14 +290,21 @@ func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Sel
 	if !ok {
 		return storage.EmptySeriesSet()
 	}
-	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: ingesterpb.ToMatchers(matchers)}
+	rs, err := q.q.readSet()
+	if err != nil {
+		return storage.ErrSeriesSet(promql.ErrStorage{Err: err})
+	}
+	// Merging replicas needs sorted series; one ingester's answer does not
+	// unless the caller wants it (sorting all of a head's series is costly).
+	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: ingesterpb.ToMatchers(matchers),
+		Unsorted: !sortSeries && len(rs.Instances) == 1}
 	var sets []storage.SeriesSet
 	unique := map[uint64]struct{}{}
 	chunksFetched, bytesFetched := 0, 0
 	if hints != nil && hints.Func == "series" {
-		results, err := forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]storage.Series, error) {
+		results, err := forEachIngester(ctx, q.q, rs, func(ctx context.Context, c *client.Client) ([]storage.Series, error) {
 			return seriesIngester(ctx, c, req)
-		})
+		}, nil)
 		if err != nil {
 			return storage.ErrSeriesSet(promql.ErrStorage{Err: err})
 		}
@@ -247,8 +315,10 @@ func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Sel
 			sets = append(sets, &listSeriesSet{series: r, idx: -1})
 		}
 	} else {
-		results, err := forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]fetchedSeries, error) {
+		results, err := forEachIngester(ctx, q.q, rs, func(ctx context.Context, c *client.Client) ([]fetchedSeries, error) {
 			return queryIngester(ctx, c, req)
+		}, func(ctx context.Context, tenantID string) ([]fetchedSeries, error) {
+			return queryLocal(ctx, q.q.Local, tenantID, req)
 		})
 		if err != nil {
 			return storage.ErrSeriesSet(promql.ErrStorage{Err: err})
@@ -266,6 +336,9 @@ func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Sel
 	}
 	if err := q.account(ctx, tenantID, lim, len(unique), chunksFetched, bytesFetched); err != nil {
 		return storage.ErrSeriesSet(err)
+	}
+	if len(sets) == 1 {
+		return sets[0]
 	}
 	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
 }
@@ -323,6 +396,37 @@ func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryR
 	}
 }
 
+// queryLocal reads the in-process ingester, copying each chunk's bytes
+// (they are the TSDB's only while its querier is open).
+func queryLocal(ctx context.Context, l LocalIngester, tenantID string, req *ingesterpb.QueryRequest) ([]fetchedSeries, error) {
+	var out []fetchedSeries
+	err := l.QueryChunks(ctx, tenantID, req, func(ls labels.Labels, metas []chunks.Meta) error {
+		own := make([]chunks.Meta, 0, len(metas))
+		size := 0
+		for _, m := range metas {
+			data := append([]byte(nil), m.Chunk.Bytes()...)
+			size += len(data)
+			chk, err := chunkenc.FromData(m.Chunk.Encoding(), data)
+			if err != nil {
+				return fmt.Errorf("copy chunk: %w", err)
+			}
+			own = append(own, chunks.Meta{MinTime: m.MinTime, MaxTime: m.MaxTime, Chunk: chk})
+		}
+		out = append(out, fetchedSeries{
+			ChunkSeriesEntry: &storage.ChunkSeriesEntry{
+				Lset: ls.Copy(),
+				ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
+					return storage.NewListChunkSeriesIterator(own...)
+				},
+			},
+			chunks: len(own),
+			bytes:  size,
+		})
+		return nil
+	})
+	return out, err
+}
+
 // seriesIngester reads the labels of one ingester's matching series, as
 // series without samples.
 func seriesIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryRequest) ([]storage.Series, error) {
@@ -356,13 +460,13 @@ func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *s
 		return nil, nil, err
 	}
 	req := &ingesterpb.LabelValuesRequest{Name: name, StartMs: mint, EndMs: maxt, Matchers: ingesterpb.ToMatchers(matchers), Limit: limitOf(hints)}
-	results, err := forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]string, error) {
+	results, err := forEachIngester(ctx, q.q, nil, func(ctx context.Context, c *client.Client) ([]string, error) {
 		resp, err := c.LabelValues(ctx, req)
 		if err != nil {
 			return nil, err
 		}
 		return resp.Values, nil
-	})
+	}, nil)
 	if err != nil {
 		return nil, nil, promql.ErrStorage{Err: err}
 	}
@@ -377,13 +481,13 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 		return nil, nil, err
 	}
 	req := &ingesterpb.LabelNamesRequest{StartMs: mint, EndMs: maxt, Matchers: ingesterpb.ToMatchers(matchers), Limit: limitOf(hints)}
-	results, err := forEachIngester(ctx, q.q, func(ctx context.Context, c *client.Client) ([]string, error) {
+	results, err := forEachIngester(ctx, q.q, nil, func(ctx context.Context, c *client.Client) ([]string, error) {
 		resp, err := c.LabelNames(ctx, req)
 		if err != nil {
 			return nil, err
 		}
 		return resp.Names, nil
-	})
+	}, nil)
 	if err != nil {
 		return nil, nil, promql.ErrStorage{Err: err}
 	}

@@ -218,10 +218,12 @@ func (x *LabelMatcher) GetValue() string {
 }
 
 type QueryRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StartMs       int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
-	EndMs         int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
-	Matchers      []*LabelMatcher        `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	StartMs  int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs    int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	Matchers []*LabelMatcher        `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	// The series may come in any order (the default is sorted by labels).
+	Unsorted      bool `protobuf:"varint,4,opt,name=unsorted,proto3" json:"unsorted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -275,6 +277,13 @@ func (x *QueryRequest) GetMatchers() []*LabelMatcher {
 		return x.Matchers
 	}
 	return nil
+}
+
+func (x *QueryRequest) GetUnsorted() bool {
+	if x != nil {
+		return x.Unsorted
+	}
+	return false
 }
 
 type Label struct {
@@ -1225,11 +1234,12 @@ const file_ingester_proto_rawDesc = "" +
 	"\x02EQ\x10\x00\x12\a\n" +
 	"\x03NEQ\x10\x01\x12\x06\n" +
 	"\x02RE\x10\x02\x12\a\n" +
-	"\x03NRE\x10\x03\"\x81\x01\n" +
+	"\x03NRE\x10\x03\"\x9d\x01\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
 	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12?\n" +
-	"\bmatchers\x18\x03 \x03(\v2#.neocortex.ingester.v1.LabelMatcherR\bmatchers\"1\n" +
+	"\bmatchers\x18\x03 \x03(\v2#.neocortex.ingester.v1.LabelMatcherR\bmatchers\x12\x1a\n" +
+	"\bunsorted\x18\x04 \x01(\bR\bunsorted\"1\n" +
 	"\x05Label\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"w\n" +
