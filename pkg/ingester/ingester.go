@@ -225,7 +225,10 @@ func (i *Ingester) applyLimits() {
 		if window == db.oooWindow.Load() && exemplars == db.maxExemplars.Load() {
 			continue
 		}
-		if err := db.ApplyConfig(tsdbConfig(window, exemplars)); err != nil {
+		db.configMu.Lock()
+		err := db.ApplyConfig(tsdbConfig(window, exemplars))
+		db.configMu.Unlock()
+		if err != nil {
 			i.logger.Error("apply per-tenant TSDB settings", "tenant", tenant, "err", err)
 			continue
 		}

@@ -49,6 +49,8 @@ func (i *Ingester) PushWriteRequest(ctx context.Context, tenantID string, wr *pr
 	if err != nil {
 		return err
 	}
+	db.configMu.RLock()
+	defer db.configMu.RUnlock()
 
 	var (
 		app       = db.Appender(ctx)
