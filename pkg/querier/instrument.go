@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/neocortex-metrics/neocortex/pkg/server"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
 )
 
@@ -42,33 +43,6 @@ func newRequestMetrics(reg prometheus.Registerer) *requestMetrics {
 	}
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // endpoint names the API endpoint of path, e.g. "query_range" or "label_values".
 func endpoint(path string) string {
 	i := strings.Index(path, "/api/v1/")
@@ -91,21 +65,22 @@ func instrument(next http.Handler, m *requestMetrics, logger *slog.Logger, slow 
 		_ = r.ParseForm()
 		stats := &Stats{}
 		r = r.WithContext(WithStats(r.Context(), stats))
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &server.StatusRecorder{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		d := time.Since(start)
-		if sw.status == 0 {
-			sw.status = http.StatusOK
+		status := sw.Status()
+		if status == 0 {
+			status = http.StatusOK
 		}
 		tenantID, _ := tenant.FromContext(r.Context())
 		ep := endpoint(r.URL.Path)
-		m.requests.WithLabelValues(tenantID, ep, strconv.Itoa(sw.status)).Inc()
+		m.requests.WithLabelValues(tenantID, ep, strconv.Itoa(status)).Inc()
 		m.seconds.WithLabelValues(tenantID).Add(d.Seconds())
 		m.duration.WithLabelValues(ep).Observe(d.Seconds())
 		if slow > 0 && d >= slow {
 			logger.Info("slow query", "tenant", tenantID, "endpoint", ep, "query", r.Form.Get("query"),
 				"start", r.Form.Get("start"), "end", r.Form.Get("end"), "step", r.Form.Get("step"), "time", r.Form.Get("time"),
-				"status", sw.status, "duration", d, "series_fetched", stats.Series.Load(),
+				"status", status, "duration", d, "series_fetched", stats.Series.Load(),
 				"chunks_fetched", stats.Chunks.Load(), "chunk_bytes_fetched", stats.Bytes.Load())
 		}
 	})

@@ -193,29 +193,38 @@ func (s *Server) stopping(error) error {
 	return err
 }
 
-type statusRecorder struct {
+// StatusRecorder is a ResponseWriter that remembers the status code it
+// wrote (200 when the handler wrote a body without one); streaming handlers
+// can still flush through it.
+type StatusRecorder struct {
 	http.ResponseWriter
 	status int
 }
 
-func (r *statusRecorder) WriteHeader(code int) {
+// Status is the status code written so far, 0 if none.
+func (r *StatusRecorder) Status() int { return r.status }
+
+// WriteHeader records the code and writes it.
+func (r *StatusRecorder) WriteHeader(code int) {
 	if r.status == 0 {
 		r.status = code
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
-func (r *statusRecorder) Write(b []byte) (int, error) {
+// Write records 200 if no code was written, and writes b.
+func (r *StatusRecorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
 	return r.ResponseWriter.Write(b)
 }
 
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+// Unwrap returns the underlying writer, for http.ResponseController.
+func (r *StatusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // Flush lets streaming handlers (remote read) flush through the recorder.
-func (r *statusRecorder) Flush() {
+func (r *StatusRecorder) Flush() {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
@@ -227,7 +236,7 @@ func (r *statusRecorder) Flush() {
 func (s *Server) instrumentHTTP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &StatusRecorder{ResponseWriter: w}
 		defer func() {
 			// A bug must cost one request a 500, not the connection.
 			if p := recover(); p != nil {
