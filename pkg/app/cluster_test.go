@@ -135,4 +135,20 @@ func TestClusterQuorum(t *testing.T) {
 	require.True(t, errors.As(err, &rwErr), "want an HTTP error, got %v", err)
 	require.Equal(t, 5, rwErr.StatusCode/100, rwErr.Body)
 	require.Contains(t, rwErr.Body, "ingester")
+
+	// Reads still answer from the replica left of each series written since
+	// the scale-down (rounds 5-9, on all three then), and say that they may
+	// be incomplete: the older rounds of the series that lived on ingesters
+	// 2, 3 and 4 have no replica left.
+	last := base.Add(9 * 10 * time.Second)
+	n, status := queryInstant(t, front, "team", "count_over_time(replicated[45s])", last)
+	require.Equal(t, 200, status)
+	require.Len(t, n, 30)
+	for k, v := range n {
+		require.Equal(t, 5.0, v, k)
+	}
+	resp2 := getQuery(t, front, "team", "/prometheus/api/v1/query?query=replicated&time="+fmt.Sprint(last.Unix()))
+	require.Equal(t, 200, resp2.status)
+	require.Len(t, resp2.body.Warnings, 1)
+	require.Contains(t, resp2.body.Warnings[0], "2 of 3 ingesters failed")
 }

@@ -34,7 +34,7 @@ func (e *exemplarQuerier) Select(start, end int64, matchers ...[]*labels.Matcher
 	for _, ms := range matchers {
 		req.MatcherSets = append(req.MatcherSets, &ingesterpb.Matchers{Matchers: ingesterpb.ToMatchers(ms)})
 	}
-	results, err := forEachIngester(e.ctx, e.q, nil, func(ctx context.Context, c *client.Client) ([]*ingesterpb.SeriesExemplars, error) {
+	results, _, err := forEachIngester(e.ctx, e.q, nil, func(ctx context.Context, c *client.Client) ([]*ingesterpb.SeriesExemplars, error) {
 		resp, err := c.QueryExemplars(ctx, req)
 		if err != nil {
 			return nil, err

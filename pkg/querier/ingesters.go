@@ -30,6 +30,9 @@ import (
 // IngesterRing is the part of the ring the querier reads through.
 type IngesterRing interface {
 	GetReplicationSetForOperation(op ring.Operation) (ring.ReplicationSet, error)
+	GetAllHealthy(op ring.Operation) (ring.ReplicationSet, error)
+	ReplicationFactor() int
+	InstancesCount() int
 }
 
 // ClientPool hands out a client per ingester.
@@ -188,14 +191,19 @@ func (q *ingesterQuerier) account(ctx context.Context, tenantID string, lim *lim
 //
 // local, if not nil, reads the in-process ingester instead of f.
 // rs is the replication set to ask; nil means the ring's current one.
-func forEachIngester[T any](ctx context.Context, q *IngesterQueryable, rs *ring.ReplicationSet, f func(context.Context, *client.Client) (T, error), local func(context.Context, string) (T, error)) ([]T, error) {
+//
+// Beyond the failures the replication set allows, an answer is still
+// given, with a warning, while every series keeps at least one replica
+// among the ingesters that answered (fewer than RF failed): samples that
+// reached only the failed ones may be missing. Beyond that it is an error.
+func forEachIngester[T any](ctx context.Context, q *IngesterQueryable, rs *readSet, f func(context.Context, *client.Client) (T, error), local func(context.Context, string) (T, error)) ([]T, string, error) {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if rs == nil {
 		if rs, err = q.readSet(); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	ctx = tenant.WithTenant(ctx, tenantID)
@@ -245,24 +253,42 @@ func forEachIngester[T any](ctx context.Context, q *IngesterQueryable, rs *ring.
 		}
 		out = append(out, a.v)
 	}
-	tooMany := failures > rs.MaxErrors
+	lost, allowed := failures, rs.MaxErrors
 	if rs.MaxUnavailableZones > 0 {
-		tooMany = len(failedZones) > rs.MaxUnavailableZones
+		lost, allowed = len(failedZones), rs.MaxUnavailableZones
 	}
-	if tooMany {
-		return nil, fmt.Errorf("query ingesters: %d of %d failed, more than the %d the replication allows: %w",
-			failures, len(rs.Instances), max(rs.MaxErrors, rs.MaxUnavailableZones), lastErr)
+	switch {
+	case lost <= allowed:
+		return out, rs.warning, nil
+	case lost < q.Ring.ReplicationFactor() && len(out) > 0:
+		return out, fmt.Sprintf("%d of %d ingesters failed (%v): samples written only to them may be missing", failures, len(rs.Instances), lastErr), nil
 	}
-	return out, nil
+	return nil, "", fmt.Errorf("query ingesters: %d of %d failed, more than the %d the replication allows: %w",
+		failures, len(rs.Instances), allowed, lastErr)
 }
 
-// readSet is the ingesters a read must ask.
-func (q *IngesterQueryable) readSet() (*ring.ReplicationSet, error) {
+// readSet is the ingesters a read asks, with a warning when the ring has
+// fewer healthy ingesters than a quorum.
+type readSet struct {
+	ring.ReplicationSet
+	warning string
+}
+
+// readSet is the ring's read replication set. When too many ingesters are
+// unhealthy for a quorum, it is every healthy one (none may fail), with a
+// warning: every series keeps a replica there as long as fewer than RF are
+// gone, but samples acknowledged by the others only may be missing.
+func (q *IngesterQueryable) readSet() (*readSet, error) {
 	rs, err := q.Ring.GetReplicationSetForOperation(ring.Read)
-	if err != nil {
+	if err == nil {
+		return &readSet{ReplicationSet: rs}, nil
+	}
+	all, allErr := q.Ring.GetAllHealthy(ring.Read)
+	if allErr != nil || len(all.Instances) == 0 || q.Ring.InstancesCount()-len(all.Instances) >= q.Ring.ReplicationFactor() {
 		return nil, fmt.Errorf("find ingesters to query: %w", err)
 	}
-	return &rs, nil
+	all.MaxErrors, all.MaxUnavailableZones = 0, 0
+	return &readSet{ReplicationSet: all, warning: fmt.Sprintf("reading from the %d healthy ingesters only (%v): samples written only to the others may be missing", len(all.Instances), err)}, nil
 }
 
 // timeRange narrows the querier's range to the hints'.
@@ -301,13 +327,15 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 	var sets []storage.SeriesSet
 	unique := map[uint64]struct{}{}
 	chunksFetched, bytesFetched := 0, 0
+	var warning string
 	if hints != nil && hints.Func == "series" {
-		results, err := forEachIngester(ctx, q.q, rs, func(ctx context.Context, c *client.Client) ([]storage.Series, error) {
+		results, w, err := forEachIngester(ctx, q.q, rs, func(ctx context.Context, c *client.Client) ([]storage.Series, error) {
 			return seriesIngester(ctx, c, req)
 		}, nil)
 		if err != nil {
 			return storage.ErrSeriesSet(promql.ErrStorage{Err: err})
 		}
+		warning = w
 		for _, r := range results {
 			for _, s := range r {
 				unique[s.Labels().Hash()] = struct{}{}
@@ -315,7 +343,7 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 			sets = append(sets, &listSeriesSet{series: r, idx: -1})
 		}
 	} else {
-		results, err := forEachIngester(ctx, q.q, rs, func(ctx context.Context, c *client.Client) ([]fetchedSeries, error) {
+		results, w, err := forEachIngester(ctx, q.q, rs, func(ctx context.Context, c *client.Client) ([]fetchedSeries, error) {
 			return queryIngester(ctx, c, req)
 		}, func(ctx context.Context, tenantID string) ([]fetchedSeries, error) {
 			return queryLocal(ctx, q.q.Local, tenantID, req)
@@ -323,6 +351,7 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 		if err != nil {
 			return storage.ErrSeriesSet(promql.ErrStorage{Err: err})
 		}
+		warning = w
 		for _, r := range results {
 			cs := make([]storage.ChunkSeries, 0, len(r))
 			for _, s := range r {
@@ -337,10 +366,16 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 	if err := q.account(ctx, tenantID, lim, len(unique), chunksFetched, bytesFetched); err != nil {
 		return storage.ErrSeriesSet(err)
 	}
+	var merged storage.SeriesSet
 	if len(sets) == 1 {
-		return sets[0]
+		merged = sets[0]
+	} else {
+		merged = storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
 	}
-	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+	if warning != "" {
+		return &warnedSeriesSet{SeriesSet: merged, warning: errors.New(warning)}
+	}
+	return merged
 }
 
 // fetchedSeries is a series read from an ingester, with what it cost.
@@ -460,7 +495,7 @@ func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *s
 		return nil, nil, err
 	}
 	req := &ingesterpb.LabelValuesRequest{Name: name, StartMs: mint, EndMs: maxt, Matchers: ingesterpb.ToMatchers(matchers), Limit: limitOf(hints)}
-	results, err := forEachIngester(ctx, q.q, nil, func(ctx context.Context, c *client.Client) ([]string, error) {
+	results, warning, err := forEachIngester(ctx, q.q, nil, func(ctx context.Context, c *client.Client) ([]string, error) {
 		resp, err := c.LabelValues(ctx, req)
 		if err != nil {
 			return nil, err
@@ -470,7 +505,7 @@ func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *s
 	if err != nil {
 		return nil, nil, promql.ErrStorage{Err: err}
 	}
-	return mergeSorted(results, hints), nil, nil
+	return mergeSorted(results, hints), warnings(warning), nil
 }
 
 // LabelNames returns the sorted label names of the matching series, merged
@@ -481,7 +516,7 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 		return nil, nil, err
 	}
 	req := &ingesterpb.LabelNamesRequest{StartMs: mint, EndMs: maxt, Matchers: ingesterpb.ToMatchers(matchers), Limit: limitOf(hints)}
-	results, err := forEachIngester(ctx, q.q, nil, func(ctx context.Context, c *client.Client) ([]string, error) {
+	results, warning, err := forEachIngester(ctx, q.q, nil, func(ctx context.Context, c *client.Client) ([]string, error) {
 		resp, err := c.LabelNames(ctx, req)
 		if err != nil {
 			return nil, err
@@ -491,7 +526,7 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 	if err != nil {
 		return nil, nil, promql.ErrStorage{Err: err}
 	}
-	return mergeSorted(results, hints), nil, nil
+	return mergeSorted(results, hints), warnings(warning), nil
 }
 
 // labelRange is the querier's range under the tenant's query limits.
@@ -546,3 +581,25 @@ func (s *listSeriesSet) Next() bool                        { s.idx++; return s.i
 func (s *listSeriesSet) At() storage.Series                { return s.series[s.idx] }
 func (s *listSeriesSet) Err() error                        { return nil }
 func (s *listSeriesSet) Warnings() annotations.Annotations { return nil }
+
+// warnedSeriesSet adds a warning to a series set.
+type warnedSeriesSet struct {
+	storage.SeriesSet
+	warning error
+}
+
+func (s *warnedSeriesSet) Warnings() annotations.Annotations {
+	ws := s.SeriesSet.Warnings()
+	if ws == nil {
+		ws = annotations.New().Add(s.warning)
+		return ws
+	}
+	return ws.Add(s.warning)
+}
+
+func warnings(w string) annotations.Annotations {
+	if w == "" {
+		return nil
+	}
+	return annotations.New().Add(errors.New(w))
+}

@@ -23,7 +23,7 @@ type metadataEntry struct {
 // families and perMetric entries each (0 or less = no bound).
 func (q *IngesterQueryable) Metadata(ctx context.Context, metric string, limit, perMetric int) (map[string][]metadataEntry, error) {
 	req := &ingesterpb.MetadataRequest{Metric: metric}
-	results, err := forEachIngester(ctx, q, nil, func(ctx context.Context, c *client.Client) ([]*ingesterpb.Metadata, error) {
+	results, _, err := forEachIngester(ctx, q, nil, func(ctx context.Context, c *client.Client) ([]*ingesterpb.Metadata, error) {
 		resp, err := c.MetricMetadata(ctx, req)
 		if err != nil {
 			return nil, err
