@@ -146,6 +146,18 @@ func runMicroservices(t *testing.T, ringArgs func(name string) []string) {
 	var rwErr *remotewrite.Error
 	require.True(t, errors.As(err, &rwErr), "two ingesters down: %v", err)
 	require.Equal(t, 5, rwErr.StatusCode/100, rwErr.Body)
+	// Reads go on from the one replica left, with a warning that they may
+	// be incomplete: the rounds written while ingester 3 was down needed
+	// ingesters 1 and 2 both, so ingester 1 has every one of them.
+	{
+		api := "http://" + quer.httpAddr + "/prometheus"
+		end := base.Add(time.Duration(acked-1) * 5 * time.Second)
+		got := instant(t, api, "etcd-team", "count_over_time(etcd_test[25s])", end)
+		require.Len(t, got, nSeries)
+		for k, v := range got {
+			require.Equal(t, "5", v, k)
+		}
+	}
 
 	for _, i := range []int{1, 2} {
 		ingesters[i].restart(t)
