@@ -118,12 +118,30 @@ func (p *process) waitHTTP(u string, timeout time.Duration) {
 	}
 }
 
+// handedOut are the ports freePort returned: a port handed out but not yet
+// bound (a memberlist port reserved for a later process) is free to the
+// kernel, which would otherwise hand it out again.
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[int]bool{}
+)
+
+// freePort returns a loopback port no one listens on and that this suite
+// has not handed out before.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handedOut[port] {
+			handedOut[port] = true
+			return port
+		}
+	}
 }
 
 // neocortex is one Neocortex process.
