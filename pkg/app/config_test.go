@@ -113,7 +113,7 @@ var yamlBlock = regexp.MustCompile("(?s)```yaml\n(.*?)```")
 func TestShippedConfigs(t *testing.T) {
 	defaults, err := app.DefaultConfig()
 	require.NoError(t, err)
-	for _, doc := range []string{"../../README.md", "../../docs/configuration.md"} {
+	for _, doc := range []string{"../../README.md", "../../docs/configuration.md", "../../docs/operations.md"} {
 		b, err := os.ReadFile(doc)
 		require.NoError(t, err)
 		blocks := yamlBlock.FindAllStringSubmatch(string(b), -1)
