@@ -8,11 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
-	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +24,7 @@ import (
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
 	"github.com/neocortex-metrics/neocortex/pkg/limits"
 	"github.com/neocortex-metrics/neocortex/pkg/remotewrite"
+	"github.com/neocortex-metrics/neocortex/pkg/remotewrite/remotewritetest"
 	"github.com/neocortex-metrics/neocortex/pkg/validation"
 )
 
@@ -40,129 +38,6 @@ const (
 	// distributor accepts.
 	benchBaseTimestamp = int64(1_700_000_000_000)
 )
-
-// benchMetricNames are the metric names the benchmark series cycle through.
-var benchMetricNames = []string{
-	"apiserver_request_duration_seconds_count",
-	"container_cpu_usage_seconds_total",
-	"container_memory_working_set_bytes",
-	"container_network_receive_bytes_total",
-	"container_network_transmit_bytes_total",
-	"container_fs_reads_bytes_total",
-	"container_fs_writes_bytes_total",
-	"go_goroutines",
-	"go_memstats_heap_inuse_bytes",
-	"go_gc_duration_seconds_sum",
-	"grpc_server_handled_total",
-	"http_requests_total",
-	"http_request_duration_seconds_sum",
-	"http_request_duration_seconds_count",
-	"kube_pod_container_status_restarts_total",
-	"kube_pod_status_ready",
-	"process_cpu_seconds_total",
-	"process_resident_memory_bytes",
-	"process_open_fds",
-	"up",
-}
-
-var (
-	benchNamespaces = []string{"payments-prod", "checkout-prod", "search-platform", "observability", "identity-prod"}
-	benchApps       = []string{"checkout-service", "payment-gateway", "search-indexer", "session-store", "frontend-web", "inventory-api", "notification-worker"}
-)
-
-// benchLabels returns the sorted labels of benchmark series i: its metric
-// name is benchMetricNames[i%len], its target (pod, instance, node) i/len.
-// The same i always gives the same series; different i give different series.
-func benchLabels(i int) []prompb.Label {
-	target := i / len(benchMetricNames)
-	rng := rand.New(rand.NewPCG(42, uint64(target)))
-	ns := benchNamespaces[target%len(benchNamespaces)]
-	app := benchApps[(target/len(benchNamespaces))%len(benchApps)]
-	return []prompb.Label{
-		{Name: "__name__", Value: benchMetricNames[i%len(benchMetricNames)]},
-		{Name: "cluster", Value: "prod-eu-west-1-main"},
-		{Name: "container", Value: app},
-		{Name: "endpoint", Value: "http-metrics"},
-		{Name: "instance", Value: fmt.Sprintf("10.%d.%d.%d:8080", 16+(target>>16)&0xff, (target>>8)&0xff, target&0xff)},
-		{Name: "job", Value: ns + "/" + app},
-		{Name: "namespace", Value: ns},
-		{Name: "node", Value: fmt.Sprintf("ip-10-0-%d-%d.eu-west-1.compute.internal", (target/40)%256, (target/40/256)%256)},
-		{Name: "pod", Value: fmt.Sprintf("%s-%08x-%05d", app, rng.Uint32(), target%100000)},
-		{Name: "service", Value: app},
-	}
-}
-
-// benchWriteRequest returns series first … first+n-1 with one sample each at ts.
-func benchWriteRequest(first, n int, ts int64) *prompb.WriteRequest {
-	req := &prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, n)}
-	for j := range req.Timeseries {
-		req.Timeseries[j] = prompb.TimeSeries{
-			Labels:  benchLabels(first + j),
-			Samples: []prompb.Sample{{Value: float64((first + j) % 977), Timestamp: ts}},
-		}
-	}
-	return req
-}
-
-// sampleMeter measures the time, process CPU time and heap allocations of
-// the timed part of a benchmark and reports them per sample. Use pause and
-// resume instead of b.StopTimer and b.StartTimer.
-type sampleMeter struct {
-	b       *testing.B
-	mallocs uint64        // allocations while running
-	cpu     time.Duration // process CPU time while running
-	mark    uint64
-	cpuMark time.Duration
-}
-
-// newSampleMeter resets the benchmark timer and starts measuring.
-func newSampleMeter(b *testing.B) *sampleMeter {
-	b.ReportAllocs()
-	m := &sampleMeter{b: b}
-	b.ResetTimer()
-	m.mark, m.cpuMark = benchMallocs(), processCPU()
-	return m
-}
-
-func (m *sampleMeter) pause() {
-	m.b.StopTimer()
-	m.mallocs += benchMallocs() - m.mark
-	m.cpu += processCPU() - m.cpuMark
-}
-
-func (m *sampleMeter) resume() {
-	m.mark, m.cpuMark = benchMallocs(), processCPU()
-	m.b.StartTimer()
-}
-
-// report stops the timer and reports samples/s, ns/sample, cpu-ns/sample
-// (process CPU time, all goroutines, GC included) and allocs/sample.
-func (m *sampleMeter) report(samples int) {
-	m.pause()
-	if samples == 0 {
-		return
-	}
-	el := m.b.Elapsed()
-	m.b.ReportMetric(float64(samples)/el.Seconds(), "samples/s")
-	m.b.ReportMetric(float64(el.Nanoseconds())/float64(samples), "ns/sample")
-	m.b.ReportMetric(float64(m.cpu.Nanoseconds())/float64(samples), "cpu-ns/sample")
-	m.b.ReportMetric(float64(m.mallocs)/float64(samples), "allocs/sample")
-}
-
-func benchMallocs() uint64 {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.Mallocs
-}
-
-// processCPU is the user and system CPU time of the process so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // benchLimits are the default limits without an ingestion rate limit, which a
 // benchmark pushing millions of samples per second would hit.
@@ -194,13 +69,13 @@ func newBenchDistributor(b *testing.B, r IngesterRing, clients ClientPool) *Dist
 // BenchmarkDecode measures reading, decompressing and unmarshalling a
 // remote-write body of 1000 series.
 func BenchmarkDecode(b *testing.B) {
-	body, err := remotewrite.Encode(benchWriteRequest(0, benchSeriesPerRequest, benchBaseTimestamp))
+	body, err := remotewrite.Encode(remotewritetest.WriteRequest(0, benchSeriesPerRequest, benchBaseTimestamp))
 	if err != nil {
 		b.Fatal(err)
 	}
 	d := newBenchDistributor(b, nil, nil)
 	b.SetBytes(int64(len(body)))
-	m := newSampleMeter(b)
+	m := remotewritetest.NewMeter(b)
 	for b.Loop() {
 		r, err := http.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(body))
 		if err != nil {
@@ -216,17 +91,17 @@ func BenchmarkDecode(b *testing.B) {
 			b.Fatalf("decoded %d series, want %d", len(req.Timeseries), benchSeriesPerRequest)
 		}
 	}
-	m.report(b.N * benchSeriesPerRequest)
+	m.Report(b.N * benchSeriesPerRequest)
 }
 
 // BenchmarkValidateAndShard measures the per-series work of Push before the
 // fan-out: label and timestamp validation and the ring token, for 1000 series.
 func BenchmarkValidateAndShard(b *testing.B) {
-	req := benchWriteRequest(0, benchSeriesPerRequest, benchBaseTimestamp)
+	req := remotewritetest.WriteRequest(0, benchSeriesPerRequest, benchBaseTimestamp)
 	lim := benchLimits(b).For(benchTenant)
 	keys := make([]uint32, 0, len(req.Timeseries))
 	valid := make([]prompb.TimeSeries, 0, len(req.Timeseries))
-	m := newSampleMeter(b)
+	m := remotewritetest.NewMeter(b)
 	for b.Loop() {
 		now := time.Now()
 		keys, valid = keys[:0], valid[:0]
@@ -243,14 +118,14 @@ func BenchmarkValidateAndShard(b *testing.B) {
 			valid = append(valid, ts)
 		}
 	}
-	m.report(b.N * benchSeriesPerRequest)
+	m.Report(b.N * benchSeriesPerRequest)
 }
 
 // BenchmarkSeriesToken measures the ring token of one 10-label series.
 func BenchmarkSeriesToken(b *testing.B) {
 	series := make([][]prompb.Label, 1024)
 	for i := range series {
-		series[i] = benchLabels(i)
+		series[i] = remotewritetest.SeriesLabels(i)
 	}
 	var sink uint32
 	i := 0
@@ -288,7 +163,7 @@ func BenchmarkPushEndToEnd(b *testing.B) {
 			d := newBenchDistributor(b, r, pool)
 			// As the HTTP handler does: decoded with each series' encoding,
 			// which is forwarded as it came.
-			enc, err := benchWriteRequest(0, benchSeriesPerRequest, benchBaseTimestamp).Marshal()
+			enc, err := remotewritetest.WriteRequest(0, benchSeriesPerRequest, benchBaseTimestamp).Marshal()
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -304,7 +179,7 @@ func BenchmarkPushEndToEnd(b *testing.B) {
 			if err := d.push(ctx, benchTenant, &req, raw); err != nil {
 				b.Fatal(err)
 			}
-			m := newSampleMeter(b)
+			m := remotewritetest.NewMeter(b)
 			for b.Loop() {
 				// push filters the samples of req in place; all are valid, so
 				// req is unchanged and can be pushed again.
@@ -312,7 +187,7 @@ func BenchmarkPushEndToEnd(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			m.report(b.N * benchSeriesPerRequest)
+			m.Report(b.N * benchSeriesPerRequest)
 		})
 	}
 }

@@ -7,9 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
 	"github.com/neocortex-metrics/neocortex/pkg/limits"
+	"github.com/neocortex-metrics/neocortex/pkg/remotewrite/remotewritetest"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
 	"github.com/neocortex-metrics/neocortex/pkg/validation"
 )
@@ -49,72 +48,9 @@ func benchSampleTime(round int64) int64 {
 	return benchBaseTimestamp + min(round, benchMaxRounds)*benchScrapeInterval.Milliseconds() + max(0, round-benchMaxRounds)
 }
 
-// benchMetricNames are the metric names the benchmark series cycle through.
-var benchMetricNames = []string{
-	"apiserver_request_duration_seconds_count",
-	"container_cpu_usage_seconds_total",
-	"container_memory_working_set_bytes",
-	"container_network_receive_bytes_total",
-	"container_network_transmit_bytes_total",
-	"container_fs_reads_bytes_total",
-	"container_fs_writes_bytes_total",
-	"go_goroutines",
-	"go_memstats_heap_inuse_bytes",
-	"go_gc_duration_seconds_sum",
-	"grpc_server_handled_total",
-	"http_requests_total",
-	"http_request_duration_seconds_sum",
-	"http_request_duration_seconds_count",
-	"kube_pod_container_status_restarts_total",
-	"kube_pod_status_ready",
-	"process_cpu_seconds_total",
-	"process_resident_memory_bytes",
-	"process_open_fds",
-	"up",
-}
-
-var (
-	benchNamespaces = []string{"payments-prod", "checkout-prod", "search-platform", "observability", "identity-prod"}
-	benchApps       = []string{"checkout-service", "payment-gateway", "search-indexer", "session-store", "frontend-web", "inventory-api", "notification-worker"}
-)
-
-// benchLabels returns the sorted labels of benchmark series i: its metric
-// name is benchMetricNames[i%len], its target (pod, instance, node) i/len.
-// The same i always gives the same series; different i give different series.
-func benchLabels(i int) []prompb.Label {
-	target := i / len(benchMetricNames)
-	rng := rand.New(rand.NewPCG(42, uint64(target)))
-	ns := benchNamespaces[target%len(benchNamespaces)]
-	app := benchApps[(target/len(benchNamespaces))%len(benchApps)]
-	return []prompb.Label{
-		{Name: "__name__", Value: benchMetricNames[i%len(benchMetricNames)]},
-		{Name: "cluster", Value: "prod-eu-west-1-main"},
-		{Name: "container", Value: app},
-		{Name: "endpoint", Value: "http-metrics"},
-		{Name: "instance", Value: fmt.Sprintf("10.%d.%d.%d:8080", 16+(target>>16)&0xff, (target>>8)&0xff, target&0xff)},
-		{Name: "job", Value: ns + "/" + app},
-		{Name: "namespace", Value: ns},
-		{Name: "node", Value: fmt.Sprintf("ip-10-0-%d-%d.eu-west-1.compute.internal", (target/40)%256, (target/40/256)%256)},
-		{Name: "pod", Value: fmt.Sprintf("%s-%08x-%05d", app, rng.Uint32(), target%100000)},
-		{Name: "service", Value: app},
-	}
-}
-
-// benchWriteRequest returns series first … first+n-1 with one sample each at ts.
-func benchWriteRequest(first, n int, ts int64) *prompb.WriteRequest {
-	req := &prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, n)}
-	for j := range req.Timeseries {
-		req.Timeseries[j] = prompb.TimeSeries{
-			Labels:  benchLabels(first + j),
-			Samples: []prompb.Sample{{Value: float64((first + j) % 977), Timestamp: ts}},
-		}
-	}
-	return req
-}
-
 // benchPushRequest is benchWriteRequest encoded as a distributor sends it.
 func benchPushRequest(b *testing.B, first, n int, ts int64) *ingesterpb.PushRequest {
-	buf, err := benchWriteRequest(first, n, ts).Marshal()
+	buf, err := remotewritetest.WriteRequest(first, n, ts).Marshal()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -128,66 +64,6 @@ func setSampleTimestamps(req *prompb.WriteRequest, ts int64) {
 			req.Timeseries[i].Samples[j].Timestamp = ts
 		}
 	}
-}
-
-// sampleMeter measures the time, process CPU time and heap allocations of
-// the timed part of a benchmark and reports them per sample. Use pause and
-// resume instead of b.StopTimer and b.StartTimer.
-type sampleMeter struct {
-	b       *testing.B
-	mallocs uint64        // allocations while running
-	cpu     time.Duration // process CPU time while running
-	mark    uint64
-	cpuMark time.Duration
-}
-
-// newSampleMeter resets the benchmark timer and starts measuring.
-func newSampleMeter(b *testing.B) *sampleMeter {
-	b.ReportAllocs()
-	m := &sampleMeter{b: b}
-	b.ResetTimer()
-	m.mark, m.cpuMark = benchMallocs(), processCPU()
-	return m
-}
-
-func (m *sampleMeter) pause() {
-	m.b.StopTimer()
-	m.mallocs += benchMallocs() - m.mark
-	m.cpu += processCPU() - m.cpuMark
-}
-
-func (m *sampleMeter) resume() {
-	m.mark, m.cpuMark = benchMallocs(), processCPU()
-	m.b.StartTimer()
-}
-
-// report stops the timer and reports samples/s, ns/sample, cpu-ns/sample
-// (process CPU time, all goroutines, GC included) and allocs/sample.
-func (m *sampleMeter) report(samples int) {
-	m.pause()
-	if samples == 0 {
-		return
-	}
-	el := m.b.Elapsed()
-	m.b.ReportMetric(float64(samples)/el.Seconds(), "samples/s")
-	m.b.ReportMetric(float64(el.Nanoseconds())/float64(samples), "ns/sample")
-	m.b.ReportMetric(float64(m.cpu.Nanoseconds())/float64(samples), "cpu-ns/sample")
-	m.b.ReportMetric(float64(m.mallocs)/float64(samples), "allocs/sample")
-}
-
-func benchMallocs() uint64 {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.Mallocs
-}
-
-// processCPU is the user and system CPU time of the process so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // startBenchIngester starts an ingester with the default config in a
@@ -250,13 +126,13 @@ func BenchmarkIngesterPush(b *testing.B) {
 		ctx := tenant.WithTenant(context.Background(), benchTenant)
 		reqs := make([]*prompb.WriteRequest, groups)
 		for g := range reqs {
-			reqs[g] = benchWriteRequest(g*benchSeriesPerRequest, benchSeriesPerRequest, benchBaseTimestamp)
+			reqs[g] = remotewritetest.WriteRequest(g*benchSeriesPerRequest, benchSeriesPerRequest, benchBaseTimestamp)
 			benchPush(ctx, b, ing, benchPushRequest(b, g*benchSeriesPerRequest, benchSeriesPerRequest, benchBaseTimestamp))
 		}
 		samples := 0
-		m := newSampleMeter(b)
+		m := remotewritetest.NewMeter(b)
 		for i := 0; b.Loop(); i++ {
-			m.pause()
+			m.Pause()
 			// Each iteration pushes the next group of series, one scrape
 			// interval after the group's previous push.
 			g := i % groups
@@ -267,11 +143,11 @@ func BenchmarkIngesterPush(b *testing.B) {
 				b.Fatal(err)
 			}
 			req := &ingesterpb.PushRequest{WriteRequest: buf}
-			m.resume()
+			m.Resume()
 			benchPush(ctx, b, ing, req)
 			samples += benchSeriesPerRequest
 		}
-		m.report(samples)
+		m.Report(samples)
 	})
 
 	b.Run("new_series", func(b *testing.B) {
@@ -280,16 +156,16 @@ func BenchmarkIngesterPush(b *testing.B) {
 		benchPush(ctx, b, ing, benchPushRequest(b, 0, 1, benchBaseTimestamp)) // open the TSDB
 		next := 1
 		samples := 0
-		m := newSampleMeter(b)
+		m := remotewritetest.NewMeter(b)
 		for i := 0; b.Loop(); i++ {
-			m.pause()
+			m.Pause()
 			req := benchPushRequest(b, next, benchSeriesPerRequest, benchBaseTimestamp+int64(i))
 			next += benchSeriesPerRequest
-			m.resume()
+			m.Resume()
 			benchPush(ctx, b, ing, req)
 			samples += benchSeriesPerRequest
 		}
-		m.report(samples)
+		m.Report(samples)
 	})
 }
 
