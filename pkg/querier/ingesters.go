@@ -395,40 +395,24 @@ func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryR
 		out []fetchedSeries
 		b   labels.ScratchBuilder
 	)
-	for {
-		resp, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+	err = recvAll(stream.Recv, func(resp *ingesterpb.QueryStreamResponse) error {
 		for _, s := range resp.Series {
 			if len(s.Chunks) == 0 {
 				continue // a series without samples in the range is none
 			}
 			metas := make([]chunks.Meta, 0, len(s.Chunks))
-			size := 0
 			for _, c := range s.Chunks {
-				size += len(c.Data)
 				chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
 				if err != nil {
-					return nil, fmt.Errorf("decode chunk: %w", err)
+					return fmt.Errorf("decode chunk: %w", err)
 				}
 				metas = append(metas, chunks.Meta{MinTime: c.MinTimeMs, MaxTime: c.MaxTimeMs, Chunk: chk})
 			}
-			out = append(out, fetchedSeries{
-				ChunkSeriesEntry: &storage.ChunkSeriesEntry{
-					Lset: ingesterpb.FromLabels(&b, s.Labels),
-					ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
-						return storage.NewListChunkSeriesIterator(metas...)
-					},
-				},
-				chunks: len(metas),
-				bytes:  size,
-			})
+			out = append(out, newFetchedSeries(ingesterpb.FromLabels(&b, s.Labels), metas))
 		}
-	}
+		return nil
+	})
+	return out, err
 }
 
 // queryLocal reads the in-process ingester, copying each chunk's bytes
@@ -437,29 +421,35 @@ func queryLocal(ctx context.Context, l LocalIngester, tenantID string, req *inge
 	var out []fetchedSeries
 	err := l.QueryChunks(ctx, tenantID, req, func(ls labels.Labels, metas []chunks.Meta) error {
 		own := make([]chunks.Meta, 0, len(metas))
-		size := 0
 		for _, m := range metas {
-			data := append([]byte(nil), m.Chunk.Bytes()...)
-			size += len(data)
-			chk, err := chunkenc.FromData(m.Chunk.Encoding(), data)
+			chk, err := chunkenc.FromData(m.Chunk.Encoding(), append([]byte(nil), m.Chunk.Bytes()...))
 			if err != nil {
 				return fmt.Errorf("copy chunk: %w", err)
 			}
 			own = append(own, chunks.Meta{MinTime: m.MinTime, MaxTime: m.MaxTime, Chunk: chk})
 		}
-		out = append(out, fetchedSeries{
-			ChunkSeriesEntry: &storage.ChunkSeriesEntry{
-				Lset: ls.Copy(),
-				ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
-					return storage.NewListChunkSeriesIterator(own...)
-				},
-			},
-			chunks: len(own),
-			bytes:  size,
-		})
+		out = append(out, newFetchedSeries(ls.Copy(), own))
 		return nil
 	})
 	return out, err
+}
+
+// newFetchedSeries is the series ls with chunks metas (which it keeps).
+func newFetchedSeries(ls labels.Labels, metas []chunks.Meta) fetchedSeries {
+	size := 0
+	for _, m := range metas {
+		size += len(m.Chunk.Bytes())
+	}
+	return fetchedSeries{
+		ChunkSeriesEntry: &storage.ChunkSeriesEntry{
+			Lset: ls,
+			ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
+				return storage.NewListChunkSeriesIterator(metas...)
+			},
+		},
+		chunks: len(metas),
+		bytes:  size,
+	}
 }
 
 // seriesIngester reads the labels of one ingester's matching series, as
@@ -473,16 +463,27 @@ func seriesIngester(ctx context.Context, c *client.Client, req *ingesterpb.Query
 		out []storage.Series
 		b   labels.ScratchBuilder
 	)
-	for {
-		resp, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+	err = recvAll(stream.Recv, func(resp *ingesterpb.SeriesResponse) error {
 		for _, s := range resp.Series {
 			out = append(out, storage.NewListSeries(ingesterpb.FromLabels(&b, s.Labels), nil))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// recvAll hands every message of a gRPC stream to f, until the stream ends.
+func recvAll[R any](recv func() (R, error), f func(R) error) error {
+	for {
+		resp, err := recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := f(resp); err != nil {
+			return err
 		}
 	}
 }
