@@ -23,9 +23,11 @@ import (
 	"github.com/grafana/dskit/runtimeconfig"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/thanos-io/objstore"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/neocortex-metrics/neocortex/pkg/compactor"
 	"github.com/neocortex-metrics/neocortex/pkg/distributor"
 	"github.com/neocortex-metrics/neocortex/pkg/ingester"
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/client"
@@ -33,7 +35,12 @@ import (
 	"github.com/neocortex-metrics/neocortex/pkg/limits"
 	"github.com/neocortex-metrics/neocortex/pkg/logging"
 	"github.com/neocortex-metrics/neocortex/pkg/querier"
+	"github.com/neocortex-metrics/neocortex/pkg/ringconfig"
 	"github.com/neocortex-metrics/neocortex/pkg/server"
+	"github.com/neocortex-metrics/neocortex/pkg/storage/bucket"
+	"github.com/neocortex-metrics/neocortex/pkg/storegateway"
+	sgclient "github.com/neocortex-metrics/neocortex/pkg/storegateway/client"
+	"github.com/neocortex-metrics/neocortex/pkg/storegateway/storegatewaypb"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
 	"github.com/neocortex-metrics/neocortex/pkg/validation"
 )
@@ -49,9 +56,16 @@ const (
 	Overrides    = "overrides"
 	MemberlistKV = "memberlist-kv"
 	IngesterRing = "ingester-ring"
+	StoreGateway = "store-gateway"
+	// StoreGatewayRing is the client of the store-gateway ring, which
+	// queriers and store-gateways read.
+	StoreGatewayRing = "store-gateway-ring"
+	Compactor        = "compactor"
 )
 
-func targets() []string { return []string{All, Distributor, Ingester, Querier} }
+func targets() []string {
+	return []string{All, Distributor, Ingester, Querier, StoreGateway, Compactor}
+}
 
 func isTarget(t string) bool { return slices.Contains(targets(), t) }
 
@@ -68,12 +82,20 @@ type App struct {
 	Distributor *distributor.Distributor
 	Ring        *ring.Ring
 	Clients     *ringclient.Pool
+	// StoreGateway, StoreGatewayRing and StoreGatewayClients are set when
+	// the process reads or serves blocks.
+	StoreGateway        *storegateway.StoreGateway
+	StoreGatewayRing    *ring.Ring
+	StoreGatewayClients *ringclient.Pool
+	Compactor           *compactor.Compactor
 
 	runtimeConfig *runtimeconfig.Manager
 	memberlistKV  *memberlist.KVInitService
 	inmemoryKV    kv.Client
 	queryable     *querier.IngesterQueryable
 	discarded     *prometheus.CounterVec
+
+	buckets []objstore.Bucket // closed by Stop
 
 	modules  *modules.Manager
 	services map[string]services.Service
@@ -96,14 +118,20 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 	m.RegisterModule(Ingester, a.initIngester)
 	m.RegisterModule(Distributor, a.initDistributor)
 	m.RegisterModule(Querier, a.initQuerier)
+	m.RegisterModule(StoreGatewayRing, a.initStoreGatewayRing, modules.UserInvisibleModule)
+	m.RegisterModule(StoreGateway, a.initStoreGateway)
+	m.RegisterModule(Compactor, a.initCompactor)
 	m.RegisterModule(All, nil)
 	deps := map[string][]string{
-		Overrides:    {RuntimeCfg},
-		IngesterRing: {Server, MemberlistKV},
-		Ingester:     {Server, Overrides, MemberlistKV},
-		Distributor:  {Server, Overrides, IngesterRing},
-		Querier:      {Server, Overrides, IngesterRing},
-		All:          {Distributor, Ingester, Querier},
+		Overrides:        {RuntimeCfg},
+		IngesterRing:     {Server, MemberlistKV},
+		StoreGatewayRing: {Server, MemberlistKV},
+		Ingester:         {Server, Overrides, MemberlistKV},
+		Distributor:      {Server, Overrides, IngesterRing},
+		Querier:          {Server, Overrides, IngesterRing, StoreGatewayRing},
+		StoreGateway:     {Server, StoreGatewayRing},
+		Compactor:        {Server, Overrides, MemberlistKV},
+		All:              {Distributor, Ingester, Querier, StoreGateway, Compactor},
 	}
 	for mod, d := range deps {
 		if err := m.AddDependency(mod, d...); err != nil {
@@ -194,6 +222,9 @@ func (a *App) Stop() {
 	}
 	a.manager.StopAsync()
 	_ = a.manager.AwaitStopped(context.Background())
+	for _, b := range a.buckets {
+		_ = b.Close()
+	}
 	for name, s := range a.services {
 		if err := s.FailureCase(); err != nil && !errors.Is(err, modules.ErrStopProcess) {
 			a.Logger.Error("service failed", "service", name, "err", err)
@@ -235,25 +266,39 @@ func (a *App) initOverrides() (services.Service, error) {
 	return nil, nil
 }
 
+// ringKVConfigs are the KV store configs of every ring of the process.
+func (a *App) ringKVConfigs() []*kv.Config {
+	return []*kv.Config{&a.Cfg.Ingester.Ring.KVStore, &a.Cfg.StoreGateway.Ring.KVStore, &a.Cfg.Compactor.Ring.KVStore}
+}
+
 func (a *App) initMemberlistKV() (services.Service, error) {
-	if a.Cfg.Ingester.Ring.KVStore.Mock != nil {
-		return nil, nil // a test's own store
+	// One process, one in-memory store shared by its rings (each has its
+	// own key): not dskit's process-wide one, so that several Apps in a
+	// test never share a ring. A test may set its own store as the Mock.
+	var inmemory kv.Client
+	needMemberlist := false
+	for _, c := range a.ringKVConfigs() {
+		switch {
+		case c.Mock != nil:
+		case c.Store == "inmemory":
+			if inmemory == nil {
+				inmemory, _ = consul.NewInMemoryClient(ring.GetCodec(), logging.GoKit(a.Logger), nil)
+				a.inmemoryKV = inmemory
+			}
+			c.Mock = inmemory
+		case usesMemberlist(*c):
+			needMemberlist = true
+		}
 	}
-	if a.Cfg.Ingester.Ring.KVStore.Store == "inmemory" {
-		// One process, one in-memory store: not dskit's process-wide one, so
-		// that several Apps in a test never share a ring.
-		c, _ := consul.NewInMemoryClient(ring.GetCodec(), logging.GoKit(a.Logger), nil)
-		a.inmemoryKV = c
-		a.Cfg.Ingester.Ring.KVStore.Mock = c
-		return nil, nil
-	}
-	if !usesMemberlist(a.Cfg.Ingester.Ring.KVStore) {
+	if !needMemberlist {
 		return nil, nil
 	}
 	a.Cfg.Memberlist.Codecs = []codec.Codec{ring.GetCodec()}
 	a.Cfg.Memberlist.MetricsNamespace = "neocortex"
 	a.memberlistKV = memberlist.NewKVInitService(&a.Cfg.Memberlist, logging.GoKit(a.Logger.With("component", "memberlist")), dns.NewProvider(dns.GolangResolverType, 0, logging.GoKit(a.Logger), prometheus.WrapRegistererWithPrefix("neocortex_memberlist_", a.Registry)), a.Registry)
-	a.Cfg.Ingester.Ring.KVStore.MemberlistKV = a.memberlistKV.GetMemberlistKV
+	for _, c := range a.ringKVConfigs() {
+		c.MemberlistKV = a.memberlistKV.GetMemberlistKV
+	}
 	return a.memberlistKV, nil
 }
 
@@ -261,49 +306,143 @@ func usesMemberlist(c kv.Config) bool {
 	return c.Store == "memberlist" || (c.Store == "multi" && (c.Multi.Primary == "memberlist" || c.Multi.Secondary == "memberlist"))
 }
 
-func (a *App) ringKV(component string) (kv.Client, error) {
-	return kv.NewClient(a.Cfg.Ingester.Ring.KVStore, ring.GetCodec(),
+func (a *App) ringKV(c kv.Config, component string) (kv.Client, error) {
+	return kv.NewClient(c, ring.GetCodec(),
 		kv.RegistererWithKVName(prometheus.WrapRegistererWithPrefix("neocortex_", a.Registry), component),
 		logging.GoKit(a.Logger.With("component", component)))
 }
 
-func (a *App) initIngesterRing() (services.Service, error) {
-	store, err := a.ringKV("ingester-ring-client")
+// ringClient returns a client of a ring, started and stopped with the
+// pool of connections to its instances.
+func (a *App) ringClient(cfg ring.Config, name, key string, newPool func(*ring.Ring) *ringclient.Pool) (*ring.Ring, *ringclient.Pool, services.Service, error) {
+	store, err := a.ringKV(cfg.KVStore, name+"-ring-client")
 	if err != nil {
-		return nil, fmt.Errorf("ring KV: %w", err)
+		return nil, nil, nil, fmt.Errorf("%s ring KV: %w", name, err)
 	}
-	r, err := ring.NewWithStoreClientAndStrategy(a.Cfg.Ingester.Ring.ClientConfig(), ingester.RingName, ingester.RingKey,
-		store, ring.NewDefaultReplicationStrategy(), prometheus.WrapRegistererWithPrefix("neocortex_", a.Registry), logging.GoKit(a.Logger.With("component", "ring")))
+	r, err := ring.NewWithStoreClientAndStrategy(cfg, name, key,
+		store, ring.NewDefaultReplicationStrategy(), prometheus.WrapRegistererWithPrefix("neocortex_", a.Registry), logging.GoKit(a.Logger.With("component", "ring", "ring", name)))
 	if err != nil {
-		return nil, fmt.Errorf("ingester ring: %w", err)
+		return nil, nil, nil, fmt.Errorf("%s ring: %w", name, err)
 	}
-	a.Ring = r
-	a.Clients = client.NewPool(a.Cfg.IngesterClient, r, a.Logger.With("component", "ingester-client"), a.Registry)
-	// The pool lives as long as the ring client.
-	return services.NewIdleService(
+	pool := newPool(r)
+	svc := services.NewIdleService(
 		func(ctx context.Context) error {
 			if err := services.StartAndAwaitRunning(ctx, r); err != nil {
 				return err
 			}
-			return services.StartAndAwaitRunning(ctx, a.Clients)
+			return services.StartAndAwaitRunning(ctx, pool)
 		},
 		func(error) error {
-			err1 := services.StopAndAwaitTerminated(context.Background(), a.Clients)
+			err1 := services.StopAndAwaitTerminated(context.Background(), pool)
 			err2 := services.StopAndAwaitTerminated(context.Background(), r)
 			return errors.Join(err1, err2)
-		}), nil
+		})
+	return r, pool, svc, nil
+}
+
+func (a *App) initIngesterRing() (services.Service, error) {
+	r, pool, svc, err := a.ringClient(a.Cfg.Ingester.Ring.ClientConfig(), ingester.RingName, ingester.RingKey, func(r *ring.Ring) *ringclient.Pool {
+		return client.NewPool(a.Cfg.IngesterClient, r, a.Logger.With("component", "ingester-client"), a.Registry)
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Ring, a.Clients = r, pool
+	return svc, nil
+}
+
+func (a *App) initStoreGatewayRing() (services.Service, error) {
+	r, pool, svc, err := a.ringClient(a.Cfg.StoreGateway.Ring.ClientConfig(), storegateway.RingName, storegateway.RingKey, func(r *ring.Ring) *ringclient.Pool {
+		return sgclient.NewPool(a.Cfg.IngesterClient, r, a.Logger.With("component", "store-gateway-client"), a.Registry)
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.StoreGatewayRing, a.StoreGatewayClients = r, pool
+	return svc, nil
+}
+
+func (a *App) initStoreGateway() (services.Service, error) {
+	store, err := a.ringKV(a.Cfg.StoreGateway.Ring.KVStore, "store-gateway-lifecycler")
+	if err != nil {
+		return nil, fmt.Errorf("store-gateway ring KV: %w", err)
+	}
+	addr, err := a.instanceAddr(a.Cfg.StoreGateway.Ring)
+	if err != nil {
+		return nil, err
+	}
+	bkt, err := a.bucket("store-gateway")
+	if err != nil {
+		return nil, err
+	}
+	g, err := storegateway.New(a.Cfg.StoreGateway, storegateway.Deps{
+		Bucket:     bkt,
+		KV:         store,
+		Ring:       a.StoreGatewayRing,
+		Addr:       addr,
+		Logger:     a.Logger.With("component", "store-gateway"),
+		Registerer: a.Registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	storegatewaypb.RegisterStoreGatewayServer(a.Server.GRPC, g)
+	a.StoreGateway = g
+	return g, nil
+}
+
+func (a *App) initCompactor() (services.Service, error) {
+	bkt, err := a.bucket("compactor")
+	if err != nil {
+		return nil, err
+	}
+	deps := compactor.Deps{
+		Bucket:     bkt,
+		Limits:     compactor.OverridesLimits(a.Overrides),
+		Logger:     a.Logger.With("component", "compactor"),
+		Registerer: a.Registry,
+	}
+	if a.Cfg.Compactor.ShardingEnabled {
+		if deps.KV, err = a.ringKV(a.Cfg.Compactor.Ring.KVStore, "compactor-lifecycler"); err != nil {
+			return nil, fmt.Errorf("compactor ring KV: %w", err)
+		}
+		if deps.Addr, err = a.instanceAddr(a.Cfg.Compactor.Ring); err != nil {
+			return nil, err
+		}
+	}
+	c, err := compactor.New(a.Cfg.Compactor, deps)
+	if err != nil {
+		return nil, err
+	}
+	a.Compactor = c
+	return c, nil
+}
+
+// bucket returns a client of the bucket for a component; Stop closes it.
+func (a *App) bucket(component string) (objstore.InstrumentedBucket, error) {
+	b, err := bucket.New(context.Background(), a.Cfg.Storage, component, a.Logger.With("component", component), a.Registry)
+	if err != nil {
+		return nil, err
+	}
+	a.buckets = append(a.buckets, b)
+	return b, nil
 }
 
 func (a *App) initIngester() (services.Service, error) {
-	store, err := a.ringKV("ingester-lifecycler")
+	store, err := a.ringKV(a.Cfg.Ingester.Ring.KVStore, "ingester-lifecycler")
 	if err != nil {
 		return nil, fmt.Errorf("ring KV: %w", err)
 	}
-	addr, err := a.ingesterAddr()
+	addr, err := a.instanceAddr(a.Cfg.Ingester.Ring)
+	if err != nil {
+		return nil, err
+	}
+	bkt, err := a.bucket("ingester")
 	if err != nil {
 		return nil, err
 	}
 	ing, err := ingester.New(a.Cfg.Ingester, ingester.Deps{
+		Bucket:     bkt,
 		Limits:     a.Overrides,
 		KV:         store,
 		Addr:       addr,
@@ -319,9 +458,8 @@ func (a *App) initIngester() (services.Service, error) {
 	return ing, nil
 }
 
-// ingesterAddr is the address this ingester advertises in the ring.
-func (a *App) ingesterAddr() (string, error) {
-	rc := a.Cfg.Ingester.Ring
+// instanceAddr is the address an instance advertises in its ring.
+func (a *App) instanceAddr(rc ringconfig.Config) (string, error) {
 	host := rc.InstanceAddr
 	if host == "" {
 		if h := a.Cfg.Server.GRPCListenAddress; h != "" && h != "0.0.0.0" && h != "::" {
@@ -361,14 +499,34 @@ func (a *App) initDistributor() (services.Service, error) {
 }
 
 func (a *App) initQuerier() (services.Service, error) {
+	metrics := querier.NewFetchMetrics(a.Registry)
 	q := &querier.IngesterQueryable{
 		Ring:    a.Ring,
 		Clients: a.Clients,
 		Limits:  a.Overrides,
-		Metrics: querier.NewFetchMetrics(a.Registry),
+		Metrics: metrics,
 	}
 	a.queryable = q
-	api := querier.NewAPI(a.Cfg.Querier, q, q, a.Overrides, a.Logger.With("component", "querier"), a.Registry)
+	bkt, err := a.bucket("querier")
+	if err != nil {
+		return nil, err
+	}
+	merged := &querier.MergedQueryable{
+		Ingesters: q,
+		Blocks: &querier.BlocksQueryable{
+			Bucket:   bkt,
+			Ring:     a.StoreGatewayRing,
+			Clients:  a.StoreGatewayClients,
+			Limits:   a.Overrides,
+			Metrics:  metrics,
+			IndexTTL: a.Cfg.Querier.BucketIndexCacheTTL,
+			Attempts: a.Cfg.Querier.StoreGatewayAttempts,
+			Logger:   a.Logger.With("component", "querier"),
+		},
+		QueryIngestersWithin: a.Cfg.Querier.QueryIngestersWithin,
+		QueryStoreAfter:      a.Cfg.Querier.QueryStoreAfter,
+	}
+	api := querier.NewAPI(a.Cfg.Querier, merged, q, a.Overrides, a.Logger.With("component", "querier"), a.Registry)
 	api.Register(a.Server.HTTP, "/prometheus", a.withTenant)
 	api.Register(a.Server.HTTP, "/api/prom", a.withTenant)
 	return services.NewIdleService(nil, nil), nil

@@ -38,5 +38,5 @@ func TestAutoForgetUnhealthy(t *testing.T) {
 	eventually(t, 10*time.Second, func() bool { return a.Ring.InstancesCount() == 1 }, "the dead ingester is forgotten")
 	_, err := a.Ring.GetInstance("dead")
 	require.Error(t, err)
-	require.Equal(t, 1.0, counterValue(t, a, "neocortex_ring_auto_forgotten_instances_total", nil))
+	require.Equal(t, 1.0, counterValue(t, a, "neocortex_ring_auto_forgotten_instances_total", map[string]string{"ring": "ingester"}))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/grafana/dskit/runtimeconfig"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/neocortex-metrics/neocortex/pkg/compactor"
 	"github.com/neocortex-metrics/neocortex/pkg/distributor"
 	"github.com/neocortex-metrics/neocortex/pkg/ingester"
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/client"
@@ -23,6 +24,8 @@ import (
 	"github.com/neocortex-metrics/neocortex/pkg/logging"
 	"github.com/neocortex-metrics/neocortex/pkg/querier"
 	"github.com/neocortex-metrics/neocortex/pkg/server"
+	"github.com/neocortex-metrics/neocortex/pkg/storage/bucket"
+	"github.com/neocortex-metrics/neocortex/pkg/storegateway"
 )
 
 // Config is the whole configuration of a process: one YAML file whose every
@@ -37,6 +40,9 @@ type Config struct {
 	Ingester       ingester.Config      `yaml:"ingester"`
 	IngesterClient client.Config        `yaml:"ingester_client"`
 	Querier        querier.Config       `yaml:"querier"`
+	StoreGateway   storegateway.Config  `yaml:"store_gateway"`
+	Compactor      compactor.Config     `yaml:"compactor"`
+	Storage        bucket.Config        `yaml:"storage"`
 	Limits         limits.Limits        `yaml:"limits"`
 	RuntimeConfig  runtimeconfig.Config `yaml:"runtime_config"`
 	Memberlist     memberlist.KVConfig  `yaml:"memberlist"`
@@ -45,7 +51,7 @@ type Config struct {
 // RegisterFlags registers every flag and sets every default.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated components to run: all, distributor, ingester, querier.")
+	f.Var(&c.Target, "target", "Comma-separated components to run: "+strings.Join(targets(), ", ")+".")
 	f.BoolVar(&c.AuthEnabled, "auth.enabled", true, "Require the X-Scope-OrgID header naming the tenant (401 without). When false every request belongs to tenant \"anonymous\".")
 	c.Server.RegisterFlags(f)
 	c.Log.RegisterFlags(f)
@@ -53,6 +59,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Ingester.RegisterFlags(f)
 	c.IngesterClient.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
+	c.StoreGateway.RegisterFlags(f)
+	c.Compactor.RegisterFlags(f)
+	c.Storage.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	c.RuntimeConfig.RegisterFlags(f)
 	c.Memberlist.RegisterFlags(f)
@@ -69,7 +78,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Server, &c.Log, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits,
+		&c.Server, &c.Log, &c.Distributor, &c.Ingester, &c.Querier, &c.StoreGateway, &c.Compactor, &c.Storage, &c.Limits,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

@@ -39,9 +39,18 @@ func testConfig(t testing.TB) *app.Config {
 	cfg.Server.GRPCListenAddress = "127.0.0.1"
 	cfg.Server.GRPCListenPort = 0
 	cfg.Server.GracefulShutdownTimeout = 5 * time.Second
-	cfg.Ingester.DataDir = filepath.Join(t.TempDir(), "tsdb")
+	dir := t.TempDir()
+	name := strings.ReplaceAll(t.Name(), "/", "-")
+	cfg.Ingester.DataDir = filepath.Join(dir, "tsdb")
 	cfg.Ingester.Ring.HeartbeatPeriod = 200 * time.Millisecond
-	cfg.Ingester.Ring.InstanceID = "ingester-" + strings.ReplaceAll(t.Name(), "/", "-")
+	cfg.Ingester.Ring.InstanceID = "ingester-" + name
+	cfg.Storage.Filesystem.Dir = filepath.Join(dir, "bucket")
+	cfg.StoreGateway.DataDir = filepath.Join(dir, "store-gateway")
+	cfg.StoreGateway.Ring.HeartbeatPeriod = 200 * time.Millisecond
+	cfg.StoreGateway.Ring.InstanceID = "store-gateway-" + name
+	cfg.Compactor.DataDir = filepath.Join(dir, "compactor")
+	cfg.Compactor.Ring.HeartbeatPeriod = 200 * time.Millisecond
+	cfg.Compactor.Ring.InstanceID = "compactor-" + name
 	return cfg
 }
 

@@ -25,8 +25,17 @@ func (a *App) registerRoutes() {
 	if a.Ring != nil {
 		mux.Handle("/ingester/ring", a.Ring)
 	}
+	if a.StoreGatewayRing != nil {
+		mux.Handle("/store-gateway/ring", a.StoreGatewayRing)
+	}
+	if a.Compactor != nil {
+		mux.Handle("/compactor/ring", a.Compactor.RingHandler())
+		mux.Handle("POST /purger/delete_tenant", a.withTenant(http.HandlerFunc(a.Compactor.DeleteTenantHandler)))
+		mux.Handle("GET /purger/delete_tenant_status", a.withTenant(http.HandlerFunc(a.Compactor.DeleteTenantStatusHandler)))
+	}
 	if a.Ingester != nil {
 		mux.HandleFunc("POST /ingester/shutdown", a.shutdownIngester)
+		mux.HandleFunc("POST /ingester/flush", a.Ingester.FlushHandler)
 	}
 	mux.HandleFunc("GET /{$}", a.index)
 	// Go profiles, as every Go service in this field serves them.
@@ -66,15 +75,22 @@ func (a *App) Ready() error {
 			return fmt.Errorf("ingester %s is not ACTIVE in the ring yet", id)
 		}
 	}
+	if a.StoreGateway != nil {
+		id := a.Cfg.StoreGateway.Ring.InstanceID
+		if st, err := a.StoreGatewayRing.GetInstanceState(id); err != nil || st != ring.ACTIVE {
+			return fmt.Errorf("store-gateway %s is not ACTIVE in the ring yet", id)
+		}
+	}
 	return nil
 }
 
 // shutdownIngester is for scaling down: the ingester leaves the ring (so
-// writes go to the others), closes its TSDBs (so the WAL is complete on
-// disk) and stops, while the process keeps answering until it is
+// writes go to the others), cuts its heads into blocks and ships them to
+// the bucket, closes its TSDBs and stops, while the process keeps answering until it is
 // terminated. /ready then answers 503.
 func (a *App) shutdownIngester(w http.ResponseWriter, r *http.Request) {
 	a.Logger.Info("ingester shutdown requested", "remote", r.RemoteAddr)
+	a.Ingester.FlushOnShutdown()
 	if err := services.StopAndAwaitTerminated(r.Context(), a.Ingester); err != nil {
 		http.Error(w, "shut down ingester: "+err.Error(), http.StatusInternalServerError)
 		return
@@ -173,6 +189,12 @@ func (a *App) index(w http.ResponseWriter, _ *http.Request) {
 	links := []string{"/ready", "/metrics", "/config", "/config?mode=diff", "/services"}
 	if a.Ring != nil {
 		links = append(links, "/ingester/ring")
+	}
+	if a.StoreGatewayRing != nil {
+		links = append(links, "/store-gateway/ring")
+	}
+	if a.Compactor != nil {
+		links = append(links, "/compactor/ring")
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	fmt.Fprintf(w, "<!DOCTYPE html><html><head><title>Neocortex</title></head><body><h1>Neocortex</h1><p>Targets: %s</p><ul>",

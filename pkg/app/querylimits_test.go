@@ -80,6 +80,6 @@ overrides:
 		})
 	}
 	// 5 series for the refused query, 3 for the allowed one.
-	require.Equal(t, 8.0, counterValue(t, a, "neocortex_querier_fetched_series_total", map[string]string{"tenant": "few"}))
+	require.Equal(t, 8.0, counterValue(t, a, "neocortex_querier_fetched_series_total", map[string]string{"tenant": "few", "source": "ingesters"}))
 	require.Equal(t, 1.0, counterValue(t, a, "neocortex_querier_requests_total", map[string]string{"tenant": "short", "endpoint": "query", "status_code": "422"}))
 }

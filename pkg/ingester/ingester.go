@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grafana/dskit/concurrency"
@@ -24,10 +25,11 @@ import (
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/compression"
+	"github.com/thanos-io/objstore"
 
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
 	"github.com/neocortex-metrics/neocortex/pkg/limits"
-	"github.com/neocortex-metrics/neocortex/pkg/logging"
+	"github.com/neocortex-metrics/neocortex/pkg/ringconfig"
 )
 
 // RingKey is the key of the ingester ring in the KV store.
@@ -43,6 +45,9 @@ type Deps struct {
 	KV kv.Client
 	// Addr is the host:port other components reach this ingester's gRPC API at.
 	Addr string
+	// Bucket receives the blocks cut from the tenants' heads; nil keeps
+	// blocks local only (for tests), deleted after the retention period.
+	Bucket objstore.Bucket
 	// Discarded is neocortex_discarded_samples_total.
 	Discarded  *prometheus.CounterVec
 	Logger     *slog.Logger
@@ -64,6 +69,14 @@ type Ingester struct {
 	mu     sync.RWMutex
 	dbs    map[string]*userDB
 	closed bool
+
+	shipperMetrics *shipperMetrics
+	blockMetrics   *blockMetrics
+	// compactMu serialises cutting and shipping blocks (periodic and flush).
+	compactMu       sync.Mutex
+	flushOnShutdown atomic.Bool
+	// flushes are background flushes that stopping waits for.
+	flushes sync.WaitGroup
 }
 
 type metrics struct {
@@ -78,9 +91,6 @@ var _ ingesterpb.IngesterServer = (*Ingester)(nil)
 // New returns an ingester; it opens the TSDBs found in the data directory
 // (replaying their WALs) and joins the ring when started.
 func New(cfg Config, deps Deps) (*Ingester, error) {
-	if cfg.Ring.ZoneAwarenessEnabled && cfg.Ring.InstanceZone == "" {
-		return nil, errors.New("ingester.ring.instance_availability_zone must be set when zone awareness is enabled")
-	}
 	i := &Ingester{
 		cfg:    cfg,
 		deps:   deps,
@@ -105,32 +115,25 @@ func New(cfg Config, deps Deps) (*Ingester, error) {
 			Help: "Tenants with an open TSDB in this ingester.",
 		}),
 	}
+	i.shipperMetrics = newShipperMetrics(deps.Registerer)
+	i.blockMetrics = newBlockMetrics(deps.Registerer)
 	promauto.With(deps.Registerer).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "neocortex_ingester_memory_series",
 		Help: "Series in the heads of all tenants' TSDBs.",
 	}, i.headSeries)
 
-	gokit := logging.GoKit(deps.Logger)
-	var delegate ring.BasicLifecyclerDelegate = ring.NewInstanceRegisterDelegate(ring.ACTIVE, cfg.Ring.NumTokens)
-	delegate = ring.NewLeaveOnStoppingDelegate(delegate, gokit)
-	delegate = ring.NewTokensPersistencyDelegate(filepath.Join(cfg.DataDir, "tokens.json"), ring.ACTIVE, delegate, gokit)
-	if cfg.Ring.AutoForgetUnhealthy > 0 {
-		delegate = newCountingAutoForget(cfg.Ring.AutoForgetUnhealthy, delegate, gokit,
-			promauto.With(deps.Registerer).NewCounter(prometheus.CounterOpts{
-				Name: "neocortex_ring_auto_forgotten_instances_total",
-				Help: "Instances this ingester removed from the ring because their heartbeat was older than the auto-forget period.",
-			}))
-	}
-	lc, err := ring.NewBasicLifecycler(ring.BasicLifecyclerConfig{
-		ID:               cfg.Ring.InstanceID,
-		Addr:             deps.Addr,
-		Zone:             cfg.Ring.InstanceZone,
-		HeartbeatPeriod:  cfg.Ring.HeartbeatPeriod,
-		HeartbeatTimeout: cfg.Ring.HeartbeatTimeout,
-		NumTokens:        cfg.Ring.NumTokens,
-	}, RingName, RingKey, deps.KV, delegate, gokit, prometheus.WrapRegistererWithPrefix("neocortex_", deps.Registerer))
+	lc, err := cfg.Ring.NewLifecycler(ringconfig.Member{
+		Name:         RingName,
+		Key:          RingKey,
+		Addr:         deps.Addr,
+		KV:           deps.KV,
+		InitialState: ring.ACTIVE,
+		TokensFile:   filepath.Join(cfg.DataDir, "tokens.json"),
+		Logger:       deps.Logger,
+		Registerer:   deps.Registerer,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("create ring lifecycler: %w", err)
+		return nil, err
 	}
 	i.lifecycler = lc
 	i.watcher = services.NewFailureWatcher()
@@ -183,6 +186,8 @@ func (i *Ingester) starting(ctx context.Context) error {
 func (i *Ingester) running(ctx context.Context) error {
 	t := time.NewTicker(i.cfg.LimitsReloadPeriod)
 	defer t.Stop()
+	compact := time.NewTicker(i.cfg.HeadCompactionInterval)
+	defer compact.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -191,6 +196,9 @@ func (i *Ingester) running(ctx context.Context) error {
 			return fmt.Errorf("ring lifecycler: %w", err)
 		case <-t.C:
 			i.applyLimits()
+		case <-compact.C:
+			// Errors are logged and counted per tenant; the next tick retries.
+			_ = i.cutAndShip(ctx, false)
 		}
 	}
 }
@@ -198,6 +206,12 @@ func (i *Ingester) running(ctx context.Context) error {
 func (i *Ingester) stopping(error) error {
 	// Leave the ring first so distributors stop sending, then close the TSDBs.
 	err := services.StopAndAwaitTerminated(context.Background(), i.lifecycler)
+	i.flushes.Wait()
+	if i.flushOnShutdown.Load() {
+		if ferr := i.cutAndShip(context.Background(), true); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("flush before shutdown: %w", ferr))
+		}
+	}
 	i.closeDBs()
 	return err
 }
@@ -305,21 +319,40 @@ func (i *Ingester) openDB(tenant string) (*userDB, error) {
 	opts.MaxExemplars = exemplars
 	opts.MinBlockDuration = i.cfg.BlockRange.Milliseconds()
 	opts.MaxBlockDuration = i.cfg.BlockRange.Milliseconds()
-	opts.RetentionDuration = i.cfg.Retention.Milliseconds()
+	// Blocks are never merged locally: overlapping out-of-order blocks are
+	// shipped as they are and merged by the compactor.
+	opts.EnableOverlappingCompaction = false
+	// Reloading applies the local retention to blocks shipped since.
+	opts.BlockReloadInterval = i.cfg.HeadCompactionInterval
 	opts.OutOfOrderTimeWindow = window
 	opts.WALCompression = compression.Snappy
 	opts.SeriesLifecycleCallback = limiter
 	dir := filepath.Join(i.cfg.DataDir, tenant)
+	logger := i.logger.With("tenant", tenant)
+	var ship *shipper
+	if i.deps.Bucket != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create TSDB directory of tenant %s: %w", tenant, err)
+		}
+		var err error
+		if ship, err = newShipper(i.deps.Bucket, tenant, dir, logger, i.shipperMetrics); err != nil {
+			return nil, fmt.Errorf("open shipper of tenant %s: %w", tenant, err)
+		}
+	}
+	opts.BlocksToDelete = blocksToDelete(ship, i.cfg.Retention)
 	start := time.Now()
-	db, err := tsdb.Open(dir, i.logger.With("tenant", tenant), nil, opts, nil)
+	db, err := tsdb.Open(dir, logger, nil, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open TSDB of tenant %s: %w", tenant, err)
 	}
+	// Blocks are cut by the ingester's own loop, so that shipping follows
+	// at once and a flush can cut the whole head.
+	db.DisableCompactions()
 	// Series replayed from the WAL were acknowledged before: they count
 	// towards the limits but are never refused.
 	limiter.enforce.Store(true)
 	i.logger.Debug("opened TSDB", "tenant", tenant, "series", db.Head().NumSeries(), "duration", time.Since(start))
-	u := &userDB{DB: db, limiter: limiter, metadata: newMetadataStore()}
+	u := &userDB{DB: db, limiter: limiter, metadata: newMetadataStore(), shipper: ship}
 	u.oooWindow.Store(window)
 	u.maxExemplars.Store(exemplars)
 	return u, nil

@@ -21,6 +21,7 @@ type userDB struct {
 	oooWindow    atomic.Int64 // the out-of-order window in effect, in ms
 	maxExemplars atomic.Int64 // the exemplar storage size in effect
 	metadata     *metadataStore
+	shipper      *shipper // nil when blocks stay local
 	// configMu keeps ApplyConfig away from appends: enabling out-of-order
 	// ingestion at run time sets the head's WBL, which Commit reads
 	// unguarded. Appends hold it shared, ApplyConfig exclusively.

@@ -34,6 +34,9 @@ type Limits struct {
 	MaxFetchedSeriesPerQuery     int           `yaml:"max_fetched_series_per_query"`
 	MaxFetchedChunkBytesPerQuery int           `yaml:"max_fetched_chunk_bytes_per_query"`
 	MaxSamplesPerQuery           int           `yaml:"max_samples_per_query"`
+
+	// Compactor.
+	CompactorBlocksRetentionPeriod time.Duration `yaml:"compactor_blocks_retention_period"`
 }
 
 // RegisterFlags registers the default of every limit. The flag names are the
@@ -54,6 +57,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&l.MaxQueryLookback, "querier.max-query-lookback", 0, "How far back queries may read (0 = unlimited); older parts of a query's range read no data.")
 	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0, "Most series one query may fetch from the ingesters (0 = unlimited); more get 422.")
 	f.IntVar(&l.MaxSamplesPerQuery, "querier.max-samples-per-query", 0, "Most samples one query of the tenant may hold in memory at once (0 = querier.max_samples); more get 422.")
+	f.DurationVar(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", 0, "Delete blocks from the bucket once their newest sample is older than this (0 = keep forever).")
 	f.IntVar(&l.MaxFetchedChunkBytesPerQuery, "querier.max-fetched-chunk-bytes-per-query", 0, "Most chunk bytes one query may fetch from the ingesters (0 = unlimited); more get 422.")
 }
 
@@ -72,6 +76,8 @@ func (l *Limits) Validate() error {
 		return errors.New("series limits must not be negative")
 	case l.MaxQueryLength < 0, l.MaxQueryLookback < 0, l.MaxFetchedSeriesPerQuery < 0, l.MaxFetchedChunkBytesPerQuery < 0, l.MaxSamplesPerQuery < 0:
 		return errors.New("query limits must not be negative")
+	case l.CompactorBlocksRetentionPeriod < 0:
+		return errors.New("compactor_blocks_retention_period must not be negative")
 	}
 	return nil
 }

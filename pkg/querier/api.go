@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -36,6 +37,17 @@ type Config struct {
 	RemoteReadSampleLimit      int `yaml:"remote_read_sample_limit"`
 	RemoteReadConcurrencyLimit int `yaml:"remote_read_concurrency_limit"`
 	RemoteReadMaxBytesInFrame  int `yaml:"remote_read_max_bytes_in_frame"`
+
+	// QueryIngestersWithin: queries ending before now minus this do not
+	// ask the ingesters (0 = always ask).
+	QueryIngestersWithin time.Duration `yaml:"query_ingesters_within"`
+	// QueryStoreAfter: only data older than now minus this is read from
+	// the blocks in the bucket (0 = all of it).
+	QueryStoreAfter time.Duration `yaml:"query_store_after"`
+	// BucketIndexCacheTTL is how long a tenant's bucket index is reused.
+	BucketIndexCacheTTL time.Duration `yaml:"bucket_index_cache_ttl"`
+	// StoreGatewayAttempts is how many store-gateways are tried per block.
+	StoreGatewayAttempts int `yaml:"store_gateway_attempts"`
 }
 
 // RegisterFlags registers the querier flags and their defaults.
@@ -48,6 +60,10 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.RemoteReadSampleLimit, "querier.remote-read-sample-limit", 50000000, "Most samples one sampled remote-read request may return (0 = unlimited).")
 	f.IntVar(&c.RemoteReadConcurrencyLimit, "querier.remote-read-concurrency-limit", 10, "Most remote-read requests served at once (0 = unlimited).")
 	f.IntVar(&c.RemoteReadMaxBytesInFrame, "querier.remote-read-max-bytes-in-frame", 1<<20, "Largest frame of a streamed remote-read response, in bytes.")
+	f.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 5*time.Hour, "Queries ending before now minus this do not ask the ingesters (0 = always ask); keep it below ingester.retention_period.")
+	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 4*time.Hour, "Only data older than now minus this is read from the blocks in the bucket (0 = all of it); keep it below querier.query_ingesters_within.")
+	f.DurationVar(&c.BucketIndexCacheTTL, "querier.bucket-index-cache-ttl", time.Minute, "How long a tenant's bucket index is reused before it is read again (0 = read on every query).")
+	f.IntVar(&c.StoreGatewayAttempts, "querier.store-gateway-attempts", 3, "How many store-gateways are tried for each block before the query fails.")
 }
 
 // Validate checks the config.
@@ -57,6 +73,15 @@ func (c *Config) Validate() error {
 	}
 	if c.RemoteReadMaxBytesInFrame <= 0 {
 		return errors.New("querier.remote_read_max_bytes_in_frame must be positive")
+	}
+	if c.QueryIngestersWithin < 0 || c.QueryStoreAfter < 0 || c.BucketIndexCacheTTL < 0 {
+		return errors.New("querier.query_ingesters_within, query_store_after and bucket_index_cache_ttl must not be negative")
+	}
+	if c.QueryIngestersWithin > 0 && c.QueryStoreAfter >= c.QueryIngestersWithin {
+		return fmt.Errorf("querier.query_store_after (%s) must be less than querier.query_ingesters_within (%s), or data between them is read from nowhere", c.QueryStoreAfter, c.QueryIngestersWithin)
+	}
+	if c.StoreGatewayAttempts < 1 {
+		return errors.New("querier.store_gateway_attempts must be at least 1")
 	}
 	return nil
 }

@@ -66,7 +66,8 @@ type LocalIngester interface {
 	QueryChunks(ctx context.Context, tenantID string, req *ingesterpb.QueryRequest, f func(labels.Labels, []chunks.Meta) error) error
 }
 
-// FetchMetrics count what queries fetch from the ingesters, per tenant.
+// FetchMetrics count what queries fetch, per tenant and source
+// (ingesters or store-gateways).
 type FetchMetrics struct {
 	series, chunks, bytes *prometheus.CounterVec
 }
@@ -75,11 +76,17 @@ type FetchMetrics struct {
 func NewFetchMetrics(reg prometheus.Registerer) *FetchMetrics {
 	f := promauto.With(reg)
 	return &FetchMetrics{
-		series: f.NewCounterVec(prometheus.CounterOpts{Name: "neocortex_querier_fetched_series_total", Help: "Series fetched from ingesters (after merging replicas)."}, []string{"tenant"}),
-		chunks: f.NewCounterVec(prometheus.CounterOpts{Name: "neocortex_querier_fetched_chunks_total", Help: "Chunks fetched from ingesters (every replica's)."}, []string{"tenant"}),
-		bytes:  f.NewCounterVec(prometheus.CounterOpts{Name: "neocortex_querier_fetched_chunk_bytes_total", Help: "Chunk bytes fetched from ingesters (every replica's)."}, []string{"tenant"}),
+		series: f.NewCounterVec(prometheus.CounterOpts{Name: "neocortex_querier_fetched_series_total", Help: "Series fetched (after merging replicas), by source: ingesters or store-gateways."}, []string{"tenant", "source"}),
+		chunks: f.NewCounterVec(prometheus.CounterOpts{Name: "neocortex_querier_fetched_chunks_total", Help: "Chunks fetched (every replica's), by source."}, []string{"tenant", "source"}),
+		bytes:  f.NewCounterVec(prometheus.CounterOpts{Name: "neocortex_querier_fetched_chunk_bytes_total", Help: "Chunk bytes fetched (every replica's), by source."}, []string{"tenant", "source"}),
 	}
 }
+
+// Fetch sources, the values of the metrics' source label.
+const (
+	sourceIngesters     = "ingesters"
+	sourceStoreGateways = "store-gateways"
+)
 
 // Stats is what one request fetched; the API puts it in the request context.
 type Stats struct {
@@ -118,13 +125,7 @@ func (q *IngesterQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 // ChunkQuerier implements storage.ChunkQueryable (remote read streams
 // chunks). The merged samples are re-encoded into chunks.
 func (q *IngesterQueryable) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
-	return chunkQuerier{&ingesterQuerier{q: q, mint: mint, maxt: maxt, fetched: &fetched{}}}, nil
-}
-
-type chunkQuerier struct{ *ingesterQuerier }
-
-func (q chunkQuerier) Select(ctx context.Context, sorted bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.ChunkSeriesSet {
-	return storage.NewSeriesSetToChunkSet(q.ingesterQuerier.Select(ctx, sorted, hints, matchers...))
+	return seriesToChunkQuerier{&ingesterQuerier{q: q, mint: mint, maxt: maxt, fetched: &fetched{}}}, nil
 }
 
 type ingesterQuerier struct {
@@ -138,44 +139,44 @@ type fetched struct {
 	series, bytes atomic.Int64
 }
 
-func (q *ingesterQuerier) limits(tenantID string) *limits.Limits {
-	if q.q.Limits == nil {
+func limitsFor(o *limits.Overrides, tenantID string) *limits.Limits {
+	if o == nil {
 		return &limits.Limits{}
 	}
-	return q.q.Limits.For(tenantID)
+	return o.For(tenantID)
 }
 
-// checkRange applies max_query_length to the whole query and
+// checkRange applies max_query_length to the whole query [qmint, qmaxt] and
 // max_query_lookback to [mint, maxt]; ok false means nothing is left to read.
-func (q *ingesterQuerier) checkRange(lim *limits.Limits, mint, maxt int64) (int64, int64, bool, error) {
-	if l := lim.MaxQueryLength; l > 0 && q.maxt-q.mint > l.Milliseconds() {
+func checkRange(lim *limits.Limits, qmint, qmaxt, mint, maxt int64, now func() time.Time) (int64, int64, bool, error) {
+	if l := lim.MaxQueryLength; l > 0 && qmaxt-qmint > l.Milliseconds() {
 		return 0, 0, false, limitErrorf("the query time range of %s is longer than the limit of %s (max_query_length)",
-			time.Duration(q.maxt-q.mint)*time.Millisecond, l)
+			time.Duration(qmaxt-qmint)*time.Millisecond, l)
 	}
 	if l := lim.MaxQueryLookback; l > 0 {
-		now := time.Now
-		if q.q.Now != nil {
-			now = q.q.Now
+		if now == nil {
+			now = time.Now
 		}
 		mint = max(mint, now().Add(-l).UnixMilli())
 	}
 	return mint, maxt, mint <= maxt, nil
 }
 
-// account adds one Select's fetches to the query's and checks the limits.
-func (q *ingesterQuerier) account(ctx context.Context, tenantID string, lim *limits.Limits, series, chunks, bytes int) error {
+// account adds one Select's fetches from source to the query's and checks
+// the limits, which apply to each source on its own.
+func account(ctx context.Context, m *FetchMetrics, f *fetched, source, tenantID string, lim *limits.Limits, series, chunks, bytes int) error {
 	if st := StatsFromContext(ctx); st != nil {
 		st.Series.Add(int64(series))
 		st.Chunks.Add(int64(chunks))
 		st.Bytes.Add(int64(bytes))
 	}
-	if m := q.q.Metrics; m != nil {
-		m.series.WithLabelValues(tenantID).Add(float64(series))
-		m.chunks.WithLabelValues(tenantID).Add(float64(chunks))
-		m.bytes.WithLabelValues(tenantID).Add(float64(bytes))
+	if m != nil {
+		m.series.WithLabelValues(tenantID, source).Add(float64(series))
+		m.chunks.WithLabelValues(tenantID, source).Add(float64(chunks))
+		m.bytes.WithLabelValues(tenantID, source).Add(float64(bytes))
 	}
-	totalSeries := q.fetched.series.Add(int64(series))
-	totalBytes := q.fetched.bytes.Add(int64(bytes))
+	totalSeries := f.series.Add(int64(series))
+	totalBytes := f.bytes.Add(int64(bytes))
 	if l := lim.MaxFetchedSeriesPerQuery; l > 0 && totalSeries > int64(l) {
 		return limitErrorf("the query fetched %d series, more than the limit of %d (max_fetched_series_per_query)", totalSeries, l)
 	}
@@ -304,12 +305,12 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	lim := q.limits(tenantID)
+	lim := limitsFor(q.q.Limits, tenantID)
 	mint, maxt := q.mint, q.maxt
 	if hints != nil {
 		mint, maxt = q.timeRange(hints.Start, hints.End)
 	}
-	mint, maxt, ok, err := q.checkRange(lim, mint, maxt)
+	mint, maxt, ok, err := checkRange(lim, q.mint, q.maxt, mint, maxt, q.q.Now)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
@@ -363,7 +364,7 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 			sets = append(sets, storage.NewSeriesSetFromChunkSeriesSet(&listChunkSeriesSet{series: cs, idx: -1}))
 		}
 	}
-	if err := q.account(ctx, tenantID, lim, len(unique), chunksFetched, bytesFetched); err != nil {
+	if err := account(ctx, q.q.Metrics, q.fetched, sourceIngesters, tenantID, lim, len(unique), chunksFetched, bytesFetched); err != nil {
 		return storage.ErrSeriesSet(err)
 	}
 	var merged storage.SeriesSet
@@ -536,7 +537,7 @@ func (q *ingesterQuerier) labelRange(ctx context.Context) (int64, int64, bool, e
 	if err != nil {
 		return 0, 0, false, err
 	}
-	return q.checkRange(q.limits(tenantID), q.mint, q.maxt)
+	return checkRange(limitsFor(q.q.Limits, tenantID), q.mint, q.maxt, q.mint, q.maxt, q.q.Now)
 }
 
 func limitOf(hints *storage.LabelHints) int64 {

@@ -5,6 +5,7 @@ package client
 import (
 	"flag"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/grafana/dskit/middleware"
@@ -50,15 +51,7 @@ var _ ringclient.PoolClient = (*Client)(nil)
 // Dial returns a client of the ingester at addr. The tenant in the context of
 // each call travels in the gRPC metadata.
 func Dial(cfg Config, addr string) (*Client, error) {
-	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(cfg.MaxRecvMsgSize),
-			grpc.MaxCallSendMsgSize(cfg.MaxSendMsgSize),
-		),
-		grpc.WithChainUnaryInterceptor(middleware.ClientUserHeaderInterceptor),
-		grpc.WithChainStreamInterceptor(middleware.StreamClientUserHeaderInterceptor),
-	)
+	conn, err := DialConn(cfg, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -69,20 +62,40 @@ func Dial(cfg Config, addr string) (*Client, error) {
 	}, nil
 }
 
+// DialConn returns a gRPC connection with the config's message size limits
+// that carries the tenant of each call's context in the gRPC metadata.
+func DialConn(cfg Config, addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(cfg.MaxRecvMsgSize),
+			grpc.MaxCallSendMsgSize(cfg.MaxSendMsgSize),
+		),
+		grpc.WithChainUnaryInterceptor(middleware.ClientUserHeaderInterceptor),
+		grpc.WithChainStreamInterceptor(middleware.StreamClientUserHeaderInterceptor),
+	)
+}
+
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
 // NewPool returns a pool of clients of the ingesters in r. It is a service:
 // it closes the clients of ingesters that left the ring or fail health checks.
 func NewPool(cfg Config, r ring.ReadRing, logger *slog.Logger, reg prometheus.Registerer) *ringclient.Pool {
-	factory := ringclient.PoolAddrFunc(func(addr string) (ringclient.PoolClient, error) {
+	return NewPoolOf("ingester", cfg, r, func(addr string) (ringclient.PoolClient, error) {
 		return Dial(cfg, addr)
-	})
+	}, logger, reg)
+}
+
+// NewPoolOf returns a pool of clients, made by dial, of the instances of a
+// component's ring, with health checks per cfg.
+func NewPoolOf(component string, cfg Config, r ring.ReadRing, dial func(addr string) (ringclient.PoolClient, error), logger *slog.Logger, reg prometheus.Registerer) *ringclient.Pool {
+	factory := ringclient.PoolAddrFunc(dial)
 	clients := promauto.With(reg).NewGauge(prometheus.GaugeOpts{
-		Name: "neocortex_ingester_clients",
-		Help: "Open connections to ingesters.",
+		Name: "neocortex_" + strings.ReplaceAll(component, "-", "") + "_clients",
+		Help: "Open connections to " + component + "s.",
 	})
-	return ringclient.NewPool("ingester", ringclient.PoolConfig{
+	return ringclient.NewPool(component, ringclient.PoolConfig{
 		CheckInterval:      cfg.HealthCheckInterval,
 		HealthCheckEnabled: true,
 		HealthCheckTimeout: cfg.HealthCheckTimeout,

@@ -3,6 +3,8 @@ package bucketindex
 import (
 	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -44,6 +46,17 @@ func Build(ctx context.Context, bkt objstore.BucketReader, tenant string, old *I
 			return nil, err
 		}
 		if b, ok := known[id]; ok {
+			// The entry's meta.json facts never change, but a no-compact
+			// mark may have come since, and a block marked for deletion may
+			// have lost its meta.json (deletion removes it first).
+			b, err := refreshBlock(ctx, bkt, tenant, b, marked)
+			if err != nil {
+				return nil, err
+			}
+			if b == nil {
+				idx.DeletionMarks = append(idx.DeletionMarks, &mark)
+				continue
+			}
 			idx.Blocks = append(idx.Blocks, b)
 		} else {
 			b, err := readBlock(ctx, bkt, tenant, id)
@@ -73,12 +86,41 @@ func Build(ctx context.Context, bkt objstore.BucketReader, tenant string, old *I
 	return idx, nil
 }
 
+// refreshBlock returns a copy of a known block's entry with its no-compact
+// flag re-read; nil if the block is marked for deletion and its meta.json is
+// gone (a partly deleted block).
+func refreshBlock(ctx context.Context, bkt objstore.BucketReader, tenant string, known *Block, marked bool) (*Block, error) {
+	dir := BlockPath(tenant, known.ID)
+	if marked {
+		ok, err := bkt.Exists(ctx, path.Join(dir, MetaFilename))
+		if err != nil {
+			return nil, fmt.Errorf("check meta.json of block %s: %w", known.ID, err)
+		}
+		if !ok {
+			return nil, nil
+		}
+	}
+	noCompact, err := bkt.Exists(ctx, path.Join(dir, NoCompactMarkFilename))
+	if err != nil {
+		return nil, fmt.Errorf("check no-compact mark of block %s: %w", known.ID, err)
+	}
+	b := *known
+	b.NoCompact = noCompact
+	return &b, nil
+}
+
 // readBlock reads a block's meta.json and no-compact mark; nil if meta.json
-// is not there.
+// is not there or cannot be decoded: a corrupt meta.json leaves that one
+// block out rather than failing the whole tenant's index.
 func readBlock(ctx context.Context, bkt objstore.BucketReader, tenant string, id ulid.ULID) (*Block, error) {
 	var meta tsdb.BlockMeta
 	dir := BlockPath(tenant, id)
 	ok, err := readJSON(ctx, bkt, path.Join(dir, MetaFilename), &meta)
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &syntaxErr) || errors.As(err, &typeErr) {
+		return nil, nil
+	}
 	if err != nil || !ok {
 		return nil, err
 	}

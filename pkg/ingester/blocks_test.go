@@ -1,0 +1,264 @@
+package ingester
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/kv/consul"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
+	"github.com/thanos-io/objstore/providers/filesystem"
+
+	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
+	"github.com/neocortex-metrics/neocortex/pkg/limits"
+	"github.com/neocortex-metrics/neocortex/pkg/tenant"
+	"github.com/neocortex-metrics/neocortex/pkg/validation"
+)
+
+type shippingIngester struct {
+	*Ingester
+	bkt objstore.Bucket
+	reg *prometheus.Registry
+	dir string
+}
+
+func newShippingIngester(t *testing.T, dataDir string, bkt objstore.Bucket, change func(*Config)) *shippingIngester {
+	t.Helper()
+	var cfg Config
+	var lim limits.Limits
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	lim.RegisterFlags(fs)
+	require.NoError(t, fs.Parse(nil))
+	cfg.DataDir = dataDir
+	cfg.Ring.InstanceID = "test"
+	cfg.BlockRange = time.Hour
+	if change != nil {
+		change(&cfg)
+	}
+	require.NoError(t, cfg.Validate())
+	kv, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
+	t.Cleanup(func() { _ = closer.Close() })
+	reg := prometheus.NewRegistry()
+	ing, err := New(cfg, Deps{
+		Limits:     limits.NewOverrides(lim, nil),
+		KV:         kv,
+		Addr:       "127.0.0.1:1",
+		Bucket:     bkt,
+		Discarded:  validation.NewDiscardedSamples(reg),
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registerer: reg,
+	})
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), ing))
+	return &shippingIngester{Ingester: ing, bkt: bkt, reg: reg, dir: dataDir}
+}
+
+func (s *shippingIngester) stop(t *testing.T) {
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), s.Ingester))
+}
+
+// pushSeries pushes n series with one sample at each of the timestamps.
+func pushSeries(t *testing.T, ing *Ingester, tenantID string, n int, timestamps ...int64) {
+	t.Helper()
+	req := &prompb.WriteRequest{}
+	for i := 0; i < n; i++ {
+		ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "m"}, {Name: "i", Value: string(rune('a' + i))}}}
+		for _, t := range timestamps {
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: t, Value: float64(t)})
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	buf, err := req.Marshal()
+	require.NoError(t, err)
+	_, err = ing.Push(tenant.WithTenant(context.Background(), tenantID), &ingesterpb.PushRequest{WriteRequest: buf})
+	require.NoError(t, err)
+}
+
+// bucketBlocks lists the block directories of a tenant in the bucket.
+func bucketBlocks(t *testing.T, bkt objstore.Bucket, tenantID string) []string {
+	t.Helper()
+	var out []string
+	require.NoError(t, bkt.Iter(context.Background(), tenantID+"/", func(name string) error {
+		if strings.HasSuffix(name, "/") {
+			out = append(out, strings.TrimSuffix(name, "/"))
+		}
+		return nil
+	}))
+	return out
+}
+
+// samplesInBucket downloads the tenant's blocks and counts their samples,
+// opening each with the Prometheus TSDB.
+func samplesInBucket(t *testing.T, bkt objstore.Bucket, tenantID string) (blocks, samples int, ranges [][2]int64) {
+	t.Helper()
+	ctx := context.Background()
+	for _, dir := range bucketBlocks(t, bkt, tenantID) {
+		local := filepath.Join(t.TempDir(), path.Base(dir))
+		require.NoError(t, objstore.DownloadDir(ctx, log.NewNopLogger(), bkt, dir, dir, local))
+		b, err := tsdb.OpenBlock(nil, local, nil, nil)
+		require.NoError(t, err)
+		q, err := tsdb.NewBlockQuerier(b, b.MinTime(), b.MaxTime())
+		require.NoError(t, err)
+		ss := q.Select(ctx, true, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+		for ss.Next() {
+			it := ss.At().Iterator(nil)
+			for it.Next() == chunkenc.ValFloat {
+				samples++
+			}
+			require.NoError(t, it.Err())
+		}
+		require.NoError(t, ss.Err())
+		require.NoError(t, q.Close())
+		ranges = append(ranges, [2]int64{b.MinTime(), b.MaxTime()})
+		require.NoError(t, b.Close())
+		blocks++
+	}
+	return blocks, samples, ranges
+}
+
+func TestFlushShipsAlignedBlocks(t *testing.T) {
+	fsBkt, err := filesystem.NewBucket(t.TempDir())
+	require.NoError(t, err)
+	bkt := &failingBucket{Bucket: fsBkt}
+	ing := newShippingIngester(t, t.TempDir(), bkt, nil)
+	defer ing.stop(t)
+	h := time.Hour.Milliseconds()
+	// 3 series × 4 samples over [0.5h, 2.5h]: three 1h block ranges.
+	pushSeries(t, ing.Ingester, "t", 3, h/2, h+1, 2*h-1, 2*h+h/2)
+
+	srv := httptest.NewServer(http.HandlerFunc(ing.FlushHandler))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"?wait=true", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+
+	blocks, samples, ranges := samplesInBucket(t, bkt, "t")
+	require.Equal(t, 3, blocks)
+	require.Equal(t, 12, samples)
+	for _, r := range ranges {
+		// No block spans two ranges.
+		require.Equal(t, r[0]/h, (r[1]-1)/h, "block [%d, %d)", r[0], r[1])
+	}
+	require.Equal(t, 3.0, testutil.ToFloat64(ing.shipperMetrics.uploads))
+	// Each block's meta.json went up after all its other files.
+	last := map[string]string{}
+	for _, name := range bkt.uploaded {
+		parts := strings.SplitN(name, "/", 3) // tenant, block, file
+		last[parts[1]] = parts[2]
+	}
+	require.Len(t, last, 3)
+	for dir, name := range last {
+		require.Equal(t, "meta.json", name, dir)
+	}
+
+	// What is shipped is recorded, and a second flush ships nothing new.
+	var rec shippedFile
+	b, err := os.ReadFile(filepath.Join(ing.dir, "t", shippedFilename))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &rec))
+	require.Len(t, rec.Shipped, 3)
+	require.NoError(t, ing.Flush(context.Background()))
+	require.Equal(t, 3.0, testutil.ToFloat64(ing.shipperMetrics.uploads))
+	require.Len(t, bucketBlocks(t, bkt, "t"), 3)
+}
+
+func TestShippedBlocksLeaveAfterRetentionOnly(t *testing.T) {
+	bkt, err := filesystem.NewBucket(t.TempDir())
+	require.NoError(t, err)
+	failing := &failingBucket{Bucket: bkt}
+	ing := newShippingIngester(t, t.TempDir(), failing, func(c *Config) {
+		c.HeadCompactionInterval = 50 * time.Millisecond
+		c.Retention = time.Hour
+	})
+	defer ing.stop(t)
+	h := time.Hour.Milliseconds()
+	old := time.Now().Add(-10*time.Hour).UnixMilli() / h * h // past retention
+	pushSeries(t, ing.Ingester, "t", 2, old+1, old+2)
+
+	// Uploads fail: the block stays local however old it is.
+	failing.fail.Store(true)
+	require.Error(t, ing.Flush(context.Background()))
+	db, err := ing.lookupDB("t")
+	require.NoError(t, err)
+	require.Len(t, db.Blocks(), 1)
+	time.Sleep(1500 * time.Millisecond) // past one TSDB block reload (min 1s)
+	require.Len(t, db.Blocks(), 1, "an unshipped block must never be deleted")
+	require.Empty(t, bucketBlocks(t, bkt, "t"))
+
+	// Uploads work again: the periodic cycle ships it, then retention
+	// deletes the local copy.
+	failing.fail.Store(false)
+	require.Eventually(t, func() bool { return len(bucketBlocks(t, bkt, "t")) == 1 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(db.Blocks()) == 0 }, 10*time.Second, 50*time.Millisecond)
+	_, samples, _ := samplesInBucket(t, bkt, "t")
+	require.Equal(t, 4, samples)
+}
+
+func TestShutdownWithFlushShipsEverything(t *testing.T) {
+	bkt, err := filesystem.NewBucket(t.TempDir())
+	require.NoError(t, err)
+	dir := t.TempDir()
+	ing := newShippingIngester(t, dir, bkt, nil)
+	now := time.Now().UnixMilli()
+	pushSeries(t, ing.Ingester, "a", 2, now-2000, now-1000)
+	pushSeries(t, ing.Ingester, "b", 1, now-1000)
+	ing.FlushOnShutdown()
+	ing.stop(t)
+	_, a, _ := samplesInBucket(t, bkt, "a")
+	_, b, _ := samplesInBucket(t, bkt, "b")
+	require.Equal(t, 4, a)
+	require.Equal(t, 1, b)
+
+	// A restart finds the blocks shipped and does not ship them again.
+	ing = newShippingIngester(t, dir, bkt, nil)
+	defer ing.stop(t)
+	require.NoError(t, ing.Flush(context.Background()))
+	require.Equal(t, 0.0, testutil.ToFloat64(ing.shipperMetrics.uploads))
+	require.Len(t, bucketBlocks(t, bkt, "a"), 1)
+}
+
+// failingBucket fails uploads while fail is set, and records the names
+// uploaded.
+type failingBucket struct {
+	objstore.Bucket
+	fail     atomic.Bool
+	mu       sync.Mutex
+	uploaded []string
+}
+
+func (b *failingBucket) Upload(ctx context.Context, name string, r io.Reader, opts ...objstore.ObjectUploadOption) error {
+	if b.fail.Load() {
+		return errInjected
+	}
+	b.mu.Lock()
+	b.uploaded = append(b.uploaded, name)
+	b.mu.Unlock()
+	return b.Bucket.Upload(ctx, name, r, opts...)
+}
+
+var errInjected = errors.New("injected upload failure")
