@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path"
@@ -261,4 +262,141 @@ func openBlock(t *testing.T, bkt objstore.Bucket, tenant, id string) (series, sa
 	}
 	require.NoError(t, ss.Err())
 	return series, samples
+}
+
+// TestStoreGatewayReplicas runs two store-gateways with replication factor
+// 2 on a gossiped ring: both serve every block. With one unreachable the
+// querier gets each block from the other; with both unreachable the query
+// fails loudly instead of answering without the blocks.
+func TestStoreGatewayReplicas(t *testing.T) {
+	bucketDir := t.TempDir()
+	gossip := func(target, id string, join []string) *app.Config {
+		cfg := clusterConfig(t, target, id, join)
+		cfg.Ingester.Ring.KVStore.Store = "inmemory"
+		cfg.Ingester.Ring.ReplicationFactor = 1
+		cfg.StoreGateway.Ring.KVStore.Store = "memberlist"
+		cfg.StoreGateway.Ring.ReplicationFactor = 2
+		cfg.StoreGateway.Ring.InstanceID = id
+		cfg.StoreGateway.SyncInterval = time.Hour
+		cfg.Storage.Filesystem.Dir = bucketDir
+		cfg.Compactor.CompactionInterval = time.Hour
+		cfg.Querier.QueryIngestersWithin = time.Minute // blocks only
+		cfg.Querier.QueryStoreAfter = 0
+		cfg.Querier.BucketIndexCacheTTL = 0
+		return cfg
+	}
+	firstCfg := gossip(app.Distributor+","+app.Ingester+","+app.Querier+","+app.Compactor, "front", nil)
+	seed := []string{fmt.Sprintf("127.0.0.1:%d", firstCfg.Memberlist.TCPTransport.BindPort)}
+	front := startApp(t, firstCfg)
+	gateways := []*app.App{
+		startApp(t, gossip(app.StoreGateway, "store-gateway-1", seed)),
+		startApp(t, gossip(app.StoreGateway, "store-gateway-2", seed)),
+	}
+	eventually(t, 30*time.Second, func() bool { return front.StoreGatewayRing.InstancesCount() == 2 }, "the querier sees both store-gateways")
+
+	start := time.Now().Truncate(2 * time.Hour).Add(-2*time.Hour + 10*time.Minute)
+	end := start.Add(30 * time.Minute)
+	pushStorageData(t, front, "team", start)
+	resp, err := testHTTP.Post("http://"+front.Server.HTTPAddr()+"/ingester/flush?wait=true", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.NoError(t, front.Compactor.CompactOnce(context.Background()))
+	for _, g := range gateways {
+		require.NoError(t, g.StoreGateway.SyncNow(context.Background()))
+		require.Equal(t, 1.0, gaugeValue(t, g, "neocortex_storegateway_blocks_loaded"), "each replica serves the block")
+	}
+	want, status := queryRange(t, front, "team", `sum by (job) (up)`, start, end, time.Minute)
+	require.Equal(t, http.StatusOK, status)
+	require.Len(t, want, 2)
+
+	// One replica unreachable (its gRPC server gone, still ACTIVE in the
+	// ring): the other answers.
+	gateways[0].Server.GRPC.Stop()
+	for i := 0; i < 4; i++ { // whichever replica the querier tries first
+		got, status := queryRange(t, front, "team", `sum by (job) (up)`, start, end, time.Minute)
+		require.Equal(t, http.StatusOK, status)
+		require.Equal(t, want, got)
+	}
+
+	// Both unreachable: a 5xx naming the block, never a partial answer.
+	gateways[1].Server.GRPC.Stop()
+	r := getQuery(t, front, "team", fmt.Sprintf("/prometheus/api/v1/query_range?query=up&start=%d&end=%d&step=60", start.Unix(), end.Unix()))
+	require.Equal(t, http.StatusInternalServerError, r.status)
+	require.Contains(t, r.body.Error, "1 blocks were not answered by any store-gateway")
+}
+
+// gaugeValue returns the value of an unlabelled gauge.
+func gaugeValue(t *testing.T, a *app.App, name string) float64 {
+	t.Helper()
+	mfs, err := a.Registry.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
+}
+
+// TestRetentionAndTenantDeletion: the compactor marks for deletion exactly
+// the blocks past a tenant's retention, which queries stop reading at once,
+// and deletes every block of a tenant deleted through the purger API.
+func TestRetentionAndTenantDeletion(t *testing.T) {
+	cfg := storageConfig(t)
+	cfg.Querier.QueryIngestersWithin = time.Minute // blocks only
+	cfg.Limits.CompactorBlocksRetentionPeriod = 6 * time.Hour
+	a := startApp(t, cfg)
+	h2 := 2 * time.Hour
+	old := time.Now().Truncate(h2).Add(-4 * h2) // its block ends 6h–8h ago
+	recent := time.Now().Truncate(h2).Add(-h2)  // ends within the last 2h
+	pushStorageData(t, a, "team", old)
+	pushStorageData(t, a, "team", recent)
+	pushStorageData(t, a, "doomed", recent)
+	flushToBucket(t, a)
+
+	bkt, err := filesystem.NewBucket(cfg.Storage.Filesystem.Dir)
+	require.NoError(t, err)
+	ctx := context.Background()
+	idx, err := bucketindex.ReadIndex(ctx, bkt, "team")
+	require.NoError(t, err)
+	require.Len(t, idx.Blocks, 2)
+	require.Len(t, idx.DeletionMarks, 1, "only the block past retention")
+	require.Equal(t, old.UnixMilli(), idx.Blocks[0].MinTime)
+	require.Equal(t, idx.Blocks[0].ID, idx.DeletionMarks[0].ID)
+
+	count := func(tenant string, from time.Time) int {
+		m, status := queryRange(t, a, tenant, `up`, from, from.Add(30*time.Minute), time.Minute)
+		require.Equal(t, http.StatusOK, status)
+		return len(m)
+	}
+	require.Equal(t, 0, count("team", old), "past retention")
+	require.Equal(t, 4, count("team", recent))
+	require.Equal(t, 4, count("doomed", recent))
+
+	status := func() string {
+		_, body := deleteTenantRequest(t, a, http.MethodGet, "/purger/delete_tenant_status", "doomed")
+		return body
+	}
+	require.JSONEq(t, `{"tenant_id":"doomed","blocks_deleted":false}`, status())
+	code, _ := deleteTenantRequest(t, a, http.MethodPost, "/purger/delete_tenant", "doomed")
+	require.Equal(t, http.StatusOK, code)
+	syncBlocks(t, a)
+	require.JSONEq(t, `{"tenant_id":"doomed","blocks_deleted":true}`, status())
+	require.Empty(t, blockDirs(t, bkt, "doomed"))
+	require.Equal(t, 0, count("doomed", recent))
+	require.Equal(t, 4, count("team", recent), "other tenants keep their blocks")
+}
+
+func deleteTenantRequest(t *testing.T, a *app.App, method, path, tenant string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+a.Server.HTTPAddr()+path, nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Scope-OrgID", tenant)
+	resp, err := testHTTP.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
 }
