@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -53,29 +54,50 @@ func memberlistArgs(t *testing.T, names ...string) map[string][]string {
 	return out
 }
 
-// TestMicroservices runs distributor, querier and three ingesters (RF=3) as
-// separate processes sharing a ring in each KV store (a real etcd, gossip,
-// and etcd mirrored to gossip as when migrating), then kills ingesters: one
-// down keeps writes and reads whole, two down refuses writes with a 5xx,
-// and SIGKILLed ingesters come back with every acknowledged sample.
+// ringPrefixes are the flag prefixes of the rings a cluster runs; every
+// one of them is put on the same KV store.
+var ringPrefixes = []string{"ingester.ring.", "store-gateway.sharding-ring.", "compactor.ring."}
+
+// kvFlags puts the ring of the flag prefix (e.g. "ingester.ring.") on the
+// KV store kv: etcd at etcdAddr (host:port), memberlist, or etcd mirrored to
+// memberlist as when migrating.
+func kvFlags(prefix, kv, etcdAddr string) []string {
+	switch kv {
+	case "etcd":
+		return []string{"-" + prefix + "store=etcd", "-" + prefix + "etcd.endpoints=" + etcdAddr}
+	case "memberlist":
+		return []string{"-" + prefix + "store=memberlist"}
+	case "multi":
+		return []string{"-" + prefix + "store=multi", "-" + prefix + "multi.primary=etcd",
+			"-" + prefix + "multi.secondary=memberlist", "-" + prefix + "multi.mirror-enabled=true",
+			"-" + prefix + "etcd.endpoints=" + etcdAddr}
+	}
+	panic("unknown KV store " + kv)
+}
+
+// TestMicroservices runs distributor, querier, three ingesters (RF=3), a
+// store-gateway and a compactor as separate processes sharing their rings
+// in each KV store (a real etcd, gossip, and etcd mirrored to gossip as when
+// migrating), then kills ingesters: one down keeps writes and reads whole,
+// two down refuses writes with a 5xx, and SIGKILLed ingesters come back
+// with every acknowledged sample. Finally the ingesters ship their blocks,
+// the compactor merges the replicas and the ingesters stop: every
+// acknowledged sample is read back once from the blocks alone.
 func TestMicroservices(t *testing.T) {
-	names := []string{"ingester-1", "ingester-2", "ingester-3", "distributor", "querier"}
+	names := []string{"ingester-1", "ingester-2", "ingester-3", "distributor", "querier", "store-gateway", "compactor", "querier-blocks"}
 	for _, kv := range []string{"etcd", "memberlist", "multi"} {
 		t.Run(kv, func(t *testing.T) {
-			common := []string{"-ingester.ring.replication-factor=3", "-ingester.ring.heartbeat-period=1s"}
+			etcd := ""
+			if kv != "memberlist" {
+				etcd = startEtcd(t)[len("http://"):]
+			}
+			common := []string{"-ingester.ring.replication-factor=3", "-compactor.sharding-enabled=true"}
+			for _, prefix := range ringPrefixes {
+				common = append(common, kvFlags(prefix, kv, etcd)...)
+				common = append(common, "-"+prefix+"heartbeat-period=1s")
+			}
 			perProcess := map[string][]string{}
-			switch kv {
-			case "etcd":
-				etcd := startEtcd(t)
-				common = append(common, "-ingester.ring.store=etcd", "-ingester.ring.etcd.endpoints="+etcd[len("http://"):])
-			case "memberlist":
-				common = append(common, "-ingester.ring.store=memberlist")
-				perProcess = memberlistArgs(t, names...)
-			case "multi":
-				etcd := startEtcd(t)
-				common = append(common, "-ingester.ring.store=multi", "-ingester.ring.multi.primary=etcd",
-					"-ingester.ring.multi.secondary=memberlist", "-ingester.ring.multi.mirror-enabled=true",
-					"-ingester.ring.etcd.endpoints="+etcd[len("http://"):])
+			if kv != "etcd" {
 				perProcess = memberlistArgs(t, names...)
 			}
 			runMicroservices(t, func(name string) []string { return append(append([]string{}, common...), perProcess[name]...) })
@@ -93,6 +115,10 @@ func runMicroservices(t *testing.T, ringArgs func(name string) []string) {
 	}
 	dist := startNeocortex(t, "distributor", append([]string{"-target=distributor", "-distributor.ingestion-rate-limit=0"}, ringArgs("distributor")...)...)
 	quer := startNeocortex(t, "querier", append([]string{"-target=querier"}, ringArgs("querier")...)...)
+	storeGateway := startNeocortex(t, "store-gateway", append([]string{"-target=store-gateway",
+		"-store-gateway.sharding-ring.instance-id=store-gateway", "-store-gateway.sync-interval=1s"}, ringArgs("store-gateway")...)...)
+	startNeocortex(t, "compactor", append([]string{"-target=compactor",
+		"-compactor.ring.instance-id=compactor", "-compactor.compaction-interval=2s"}, ringArgs("compactor")...)...)
 	for _, p := range []*neocortex{dist, quer} {
 		eventually(t, 30*time.Second, func() bool { return activeIngesters(t, p) == 3 }, p.name+" sees 3 ACTIVE ingesters")
 	}
@@ -176,7 +202,43 @@ func runMicroservices(t *testing.T, ringArgs func(name string) []string) {
 	}
 	eventually(t, 30*time.Second, func() bool { return activeIngesters(t, quer) == 3 }, "the ingesters rejoin")
 	check("all ingesters SIGKILLed and restarted")
-	t.Logf("acknowledged %d rounds of %d series; every sample read back once", acked, nSeries)
+
+	// The ingesters ship their blocks (the three replicas of each range),
+	// the compactor merges them into one and indexes it, the store-gateway
+	// loads it; then the ingesters stop, and a querier that reads the
+	// blocks for every query, and the ingesters for none of these, must
+	// answer the same.
+	flushStart := time.Now()
+	for _, ing := range ingesters {
+		ing.flushIngester(t)
+	}
+	tenantDir := filepath.Join(bucketDir(t), "etcd-team")
+	idx := waitForCompactedBlocks(t, tenantDir, storeGateway, 60*time.Second)
+	compacted := time.Since(flushStart)
+	live := idx.live()
+	shipped := 0 // by the ingesters: compactions raise the level
+	for _, b := range idx.Blocks {
+		if b.CompactionLevel == 1 {
+			shipped++
+		}
+	}
+	var samples uint64
+	for _, b := range live {
+		samples += b.NumSamples
+	}
+	require.Equal(t, uint64(nSeries*acked), samples, "the merged blocks hold each acknowledged sample once: %+v", live)
+	for _, ing := range ingesters {
+		ing.kill(syscall.SIGTERM)
+	}
+	quer = startNeocortex(t, "querier-blocks", append([]string{"-target=querier",
+		"-querier.query-store-after=0s", "-querier.query-ingesters-within=1m", "-querier.bucket-index-cache-ttl=0s"},
+		ringArgs("querier-blocks")...)...)
+	check("from the blocks alone")
+	require.Zero(t, quer.metric("neocortex_querier_fetched_series_total", `source="ingesters"`))
+	require.Positive(t, quer.metric("neocortex_querier_fetched_series_total", `source="store-gateways"`))
+	t.Logf("acknowledged %d rounds of %d series; every sample read back once, also from the blocks alone", acked, nSeries)
+	t.Logf("blocks: %d shipped by 3 ingesters, %d live after compaction (%d in the index), compacted, indexed and loaded %s after the flushes",
+		shipped, len(live), len(idx.Blocks), compacted.Round(time.Millisecond))
 }
 
 // activeIngesters counts the healthy ACTIVE ingesters p's ring shows.

@@ -152,7 +152,9 @@ type neocortex struct {
 }
 
 // startNeocortex runs the binary with the given extra args on free loopback
-// ports and waits for /ready.
+// ports and waits for /ready. Every directory the caller does not set is a
+// temp dir: its own for the ingester, store-gateway and compactor, and the
+// test's bucket (bucketDir) for the filesystem backend.
 func startNeocortex(t *testing.T, name string, args ...string) *neocortex {
 	t.Helper()
 	httpPort, grpcPort := freePort(t), freePort(t)
@@ -161,6 +163,19 @@ func startNeocortex(t *testing.T, name string, args ...string) *neocortex {
 		"-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=" + strconv.Itoa(grpcPort),
 		"-server.graceful-shutdown-timeout=5s",
 	}, args...)
+	for _, d := range []struct {
+		flag string
+		dir  func() string
+	}{
+		{"storage.filesystem.dir", func() string { return bucketDir(t) }},
+		{"ingester.data-dir", t.TempDir},
+		{"store-gateway.data-dir", t.TempDir},
+		{"compactor.data-dir", t.TempDir},
+	} {
+		if flagValue(all, d.flag) == "" {
+			all = append(all, "-"+d.flag+"="+d.dir())
+		}
+	}
 	n := &neocortex{
 		httpAddr: fmt.Sprintf("127.0.0.1:%d", httpPort),
 		grpcAddr: fmt.Sprintf("127.0.0.1:%d", grpcPort),
@@ -169,6 +184,81 @@ func startNeocortex(t *testing.T, name string, args ...string) *neocortex {
 	n.process = start(t, name, neocortexBin, all...)
 	n.waitHTTP("http://"+n.httpAddr+"/ready", 60*time.Second)
 	return n
+}
+
+// bucketDirs maps each test (*testing.T) to its filesystem bucket: the
+// processes of a test share it as a cluster shares its object store, and
+// each subtest has its own.
+var bucketDirs sync.Map
+
+// bucketDir is the test's filesystem bucket.
+func bucketDir(t *testing.T) string {
+	if d, ok := bucketDirs.Load(t); ok {
+		return d.(string)
+	}
+	dir := t.TempDir()
+	t.Cleanup(func() { bucketDirs.Delete(t) })
+	bucketDirs.Store(t, dir)
+	return dir
+}
+
+// flagValue returns the value of -name in args ("" if absent), in either
+// the -name=value or the -name value form.
+func flagValue(args []string, name string) string {
+	for i, a := range args {
+		a = strings.TrimLeft(a, "-")
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+		if a == name && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// flushIngester cuts the ingester's heads into blocks and waits until they
+// are in the bucket.
+func (n *neocortex) flushIngester(t *testing.T) {
+	t.Helper()
+	resp, err := http.Post("http://"+n.httpAddr+"/ingester/flush?wait=true", "", nil)
+	require.NoError(t, err, n.name)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode, "flush %s: %s", n.name, b)
+}
+
+// metric returns the sum of the samples of the metric name on the process's
+// /metrics whose labels include every one of labels (each `key="value"`);
+// -1 if it cannot be read.
+func (n *neocortex) metric(name string, labels ...string) float64 {
+	resp, err := http.Get("http://" + n.httpAddr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return -1
+	}
+	sum := 0.0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		series, value, ok := strings.Cut(line, " ")
+		if i := strings.LastIndexByte(line, '}'); i >= 0 { // label values may hold spaces
+			series, value, ok = line[:i+1], line[i+1:], true
+		}
+		if !ok || strings.TrimSpace(value) == "" || (series != name && !strings.HasPrefix(series, name+"{")) {
+			continue
+		}
+		matches := true
+		for _, l := range labels {
+			matches = matches && strings.Contains(series, l)
+		}
+		if v, err := strconv.ParseFloat(strings.Fields(value)[0], 64); err == nil && matches {
+			sum += v
+		}
+	}
+	return sum
 }
 
 // restart runs the same command again after the process exited.
