@@ -1,0 +1,98 @@
+// Package queryrange is the query-frontend's handling of range queries:
+// splitting by interval, caching results, sharding and retrying, as
+// middlewares around a Handler that sends a request downstream (to the
+// queue that queriers pull from).
+package queryrange
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/common/model"
+)
+
+// Request is a Prometheus range query.
+type Request struct {
+	// Path is the URL path it was sent to, e.g. /prometheus/api/v1/query_range.
+	Path string
+	// Start and End are the evaluation range in milliseconds, inclusive;
+	// Step is the resolution in milliseconds.
+	Start, End, Step int64
+	Query            string
+	Options          Options
+}
+
+// Options change how the frontend handles one request.
+type Options struct {
+	// CacheDisabled bypasses the results cache (Cache-Control: no-store).
+	CacheDisabled bool
+	// ShardingDisabled keeps the query whole.
+	ShardingDisabled bool
+}
+
+// WithRange returns a copy of r over [start, end].
+func (r *Request) WithRange(start, end int64) *Request {
+	c := *r
+	c.Start, c.End = start, end
+	return &c
+}
+
+// WithQuery returns a copy of r with another query.
+func (r *Request) WithQuery(q string) *Request {
+	c := *r
+	c.Query = q
+	return &c
+}
+
+// Response is a Prometheus API answer to a range query. Encoded with
+// encoding/json it is byte for byte what Prometheus's API writes.
+type Response struct {
+	Status    string   `json:"status"`
+	Data      Data     `json:"data"`
+	ErrorType string   `json:"errorType,omitempty"`
+	Error     string   `json:"error,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
+	Infos     []string `json:"infos,omitempty"`
+}
+
+// Data is a range query's result: always a matrix.
+type Data struct {
+	ResultType model.ValueType `json:"resultType"`
+	Result     model.Matrix    `json:"result"`
+}
+
+// Handler answers range queries.
+type Handler interface {
+	// Do answers r. A downstream answer other than 200 is an *HTTPError.
+	// The response is the caller's; Do keeps no reference to it.
+	Do(ctx context.Context, r *Request) (*Response, error)
+}
+
+// HandlerFunc is a function that is a Handler.
+type HandlerFunc func(ctx context.Context, r *Request) (*Response, error)
+
+// Do calls f.
+func (f HandlerFunc) Do(ctx context.Context, r *Request) (*Response, error) { return f(ctx, r) }
+
+// Middleware wraps a Handler in another.
+type Middleware func(Handler) Handler
+
+// Chain applies middlewares so that the first is the outermost.
+func Chain(h Handler, ms ...Middleware) Handler {
+	for i := len(ms) - 1; i >= 0; i-- {
+		h = ms[i](h)
+	}
+	return h
+}
+
+// HTTPError is a downstream answer other than 200, passed on as it came.
+type HTTPError struct {
+	Code   int
+	Header http.Header
+	Body   []byte
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("downstream answered %d: %s", e.Code, e.Body)
+}
