@@ -202,6 +202,9 @@ func (g *StoreGateway) stopping(error) error {
 	}
 	g.mu.Unlock()
 	g.closing.Wait()
+	if cerr := g.cache.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close index cache: %w", cerr))
+	}
 	return err
 }
 

@@ -19,7 +19,8 @@ import (
 	"github.com/thanos-io/objstore/providers/filesystem"
 )
 
-// benchBlocks are built once per process, in benchDir, removed by TestMain.
+// benchBlocks are built once per process, in benchDir (removed by
+// TestMain).
 var (
 	benchDir     string
 	benchBlocksM sync.Mutex
@@ -43,6 +44,7 @@ func getBenchBlock(b *testing.B, s syntheticBlock) benchBlock {
 		dir, err := os.MkdirTemp("", "bucketblock-bench-")
 		require.NoError(b, err)
 		benchDir = dir
+		sharedDirs = append(sharedDirs, dir)
 	}
 	start := time.Now()
 	src, err := os.MkdirTemp(benchDir, "src-")
@@ -62,17 +64,18 @@ func getBenchBlock(b *testing.B, s syntheticBlock) benchBlock {
 	return bb
 }
 
-func removeBenchBlocks() {
-	if benchDir != "" {
-		_ = os.RemoveAll(benchDir)
-	}
-}
-
 // BenchmarkSeries selects 10k of the 100k series of a block, with their
 // two chunks each, from a filesystem bucket.
 func BenchmarkSeries(b *testing.B) {
 	bb := getBenchBlock(b, syntheticBlock{numSeries: 100_000, chunksPerSeries: 2})
 	ms := []*labels.Matcher{re("__name__", "metric_0[01][0-9]")} // 20 of 200 names.
+	logSizes := sync.OnceFunc(func() {
+		blk, err := Open(context.Background(), bb.bkt, testTenant, bb.id, b.TempDir(), nil, nil, nil)
+		require.NoError(b, err)
+		b.Logf("index %d bytes, index-header %d bytes (%.1f%%)", bb.indexSize, blk.IndexHeaderSize(), 100*float64(blk.IndexHeaderSize())/float64(bb.indexSize))
+		require.NoError(b, blk.Close())
+	})
+	logSizes()
 	cases := []struct {
 		name       string
 		cache      bool

@@ -57,10 +57,9 @@ type Block struct {
 	bkt     objstore.BucketReader
 	tenant  string
 	meta    tsdb.BlockMeta
-	dir     string
+	prefix  string // Of the block's objects in the bucket.
 	header  *indexHeader
 	cache   IndexCache
-	logger  *slog.Logger
 	metrics *Metrics
 
 	indexName string
@@ -77,7 +76,7 @@ type Block struct {
 
 // Open loads (or builds) the block's index-header under dir, in
 // <dir>/<tenant>/<block>/, beside a copy of its meta.json. It reads from the
-// bucket only meta.json, the index TOC and the index's symbol table and
+// bucket only meta.json, the index's size, its TOC and its symbol table and
 // postings offset table; reopening a block whose local files are valid reads
 // nothing from the bucket. cache may be nil (no caching), logger and m too.
 func Open(ctx context.Context, bkt objstore.BucketReader, tenant string, id ulid.ULID, dir string, cache IndexCache, logger *slog.Logger, m *Metrics) (*Block, error) {
@@ -106,10 +105,9 @@ func Open(ctx context.Context, bkt objstore.BucketReader, tenant string, id ulid
 		bkt:       bkt,
 		tenant:    tenant,
 		meta:      *meta,
-		dir:       prefix,
+		prefix:    prefix,
 		header:    h,
 		cache:     cache,
-		logger:    logger,
 		metrics:   m,
 		indexName: indexName,
 

@@ -109,10 +109,12 @@ func NewIndexCache(cfg CacheConfig, logger *slog.Logger, reg prometheus.Register
 		if logger == nil {
 			logger = slog.New(slog.DiscardHandler)
 		}
+		// The client's metrics are neocortex_storegateway_cache_* with
+		// labels backend="memcached" and name="index-cache".
 		client, err := cache.CreateClient("index-cache", cache.BackendConfig{
 			Backend:   cache.BackendMemcached,
 			Memcached: cfg.Memcached.Client,
-		}, logging.GoKit(logger.With("component", "index-cache")), prometheus.WrapRegistererWithPrefix("neocortex_storegateway_index_", reg))
+		}, logging.GoKit(logger.With("component", "index-cache")), prometheus.WrapRegistererWithPrefix("neocortex_storegateway_", reg))
 		if err != nil {
 			return nil, fmt.Errorf("create memcached index cache: %w", err)
 		}

@@ -25,10 +25,10 @@ func TestInMemoryIndexCache(t *testing.T) {
 	size := entrySize(inMemoryKey{tenant: "t", key: "k"}, value(100, 'x'))
 
 	cases := []struct {
-		name     string
-		run      func(c *InMemoryIndexCache)
-		fetch    []string
-		want     map[string][]byte
+		name       string
+		run        func(c *InMemoryIndexCache)
+		fetch      []string
+		want       map[string][]byte
 		items      float64
 		evicted    float64
 		hitsBefore float64 // Hits of run.
@@ -68,8 +68,8 @@ func TestInMemoryIndexCache(t *testing.T) {
 				c.Fetch(ctx, "t", b1, ItemPostings, []string{"a"}) // b is now the oldest.
 				c.Store("t", b1, ItemPostings, map[string][]byte{"d": value(100, 'd')})
 			},
-			fetch:   []string{"a", "b", "c", "d"},
-			want:    map[string][]byte{"a": value(100, 'a'), "c": value(100, 'c'), "d": value(100, 'd')},
+			fetch:      []string{"a", "b", "c", "d"},
+			want:       map[string][]byte{"a": value(100, 'a'), "c": value(100, 'c'), "d": value(100, 'd')},
 			items:      3,
 			evicted:    1,
 			hitsBefore: 1,
@@ -235,4 +235,23 @@ func TestNewIndexCacheInMemory(t *testing.T) {
 neocortex_storegateway_index_cache_requests_total{item_type="postings"} 0
 neocortex_storegateway_index_cache_requests_total{item_type="series"} %d
 `, 2)), "neocortex_storegateway_index_cache_requests_total"))
+}
+
+// TestNewIndexCacheMemcached creates a memcached index cache that reaches
+// no server: lookups miss rather than fail.
+func TestNewIndexCacheMemcached(t *testing.T) {
+	var cfg CacheConfig
+	cfg.RegisterFlagsWithPrefix("", flag.NewFlagSet("", flag.PanicOnError))
+	cfg.Backend = CacheBackendMemcached
+	cfg.Memcached.Client.Addresses = []string{"127.0.0.1:1"}
+	reg := prometheus.NewRegistry()
+	c, err := NewIndexCache(cfg, nil, reg)
+	require.NoError(t, err)
+	require.IsType(t, &RemoteIndexCache{}, c)
+	c.Store("t", ulid.MustNew(1, nil), ItemSeries, map[string][]byte{"1": []byte("s")})
+	require.Empty(t, c.Fetch(context.Background(), "t", ulid.MustNew(1, nil), ItemSeries, []string{"1"}))
+	require.NoError(t, c.Close())
+	n, err := testutil.GatherAndCount(reg, "neocortex_storegateway_index_cache_requests_total", "neocortex_storegateway_cache_operations_total")
+	require.NoError(t, err)
+	require.Positive(t, n)
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"path"
@@ -17,14 +18,14 @@ import (
 
 // chunkReader reads the chunks of a query from the block's segment files.
 type chunkReader struct {
-	b *Block
+	b     *Block
 	order []int // Reused between batches.
 }
 
 // segmentName returns the object of segment seq of a chunk reference: the
 // files are numbered from 1 (chunks/000001), the references from 0.
 func (r *chunkReader) segmentName(seq int) string {
-	return path.Join(r.b.dir, chunksDirname, fmt.Sprintf("%06d", seq+1))
+	return path.Join(r.b.prefix, chunksDirname, fmt.Sprintf("%06d", seq+1))
 }
 
 // chunkPart is one range read of a segment.
@@ -153,7 +154,7 @@ func parseChunk(b []byte, m *chunks.Meta) (need int64, err error) {
 	case n == 0:
 		return int64(len(b)) + binary.MaxVarintLen32 + defaultChunkSizeEstimate, nil
 	case n < 0 || n > binary.MaxVarintLen32:
-		return 0, fmt.Errorf("invalid chunk length")
+		return 0, errors.New("invalid chunk length")
 	}
 	total := int64(n) + chunks.ChunkEncodingSize + int64(l) + crc32.Size
 	if total > int64(len(b)) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -219,16 +218,6 @@ func histogramFor(i, j int) *histogram.Histogram {
 	}
 	h.Count += uint64(h.NegativeBuckets[0])
 	return h
-}
-
-// createTSDBBlock writes series as a block under dir with the TSDB and
-// returns the block's directory.
-func createTSDBBlock(t testing.TB, dir string, series []storage.Series) string {
-	// The head refuses samples older than half its range behind its newest:
-	// a range of 8h lets series of 2h be appended one after the other.
-	blockDir, err := tsdb.CreateBlock(series, dir, 8*3600_000, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	return blockDir
 }
 
 // syntheticBlock describes a block written directly with the index and

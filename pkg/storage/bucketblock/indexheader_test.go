@@ -68,7 +68,7 @@ func TestIndexHeaderReusedOnReopen(t *testing.T) {
 	ms := []*labels.Matcher{eq("job", "job-1")}
 
 	query := func(b *Block) []blockSeries {
-		got, err := querySeries(context.Background(), t, b, 0, 1<<62, false, ms)
+		got, err := querySeries(context.Background(), t, b, 0, 1<<62, withSamples, ms)
 		require.NoError(t, err)
 		require.Len(t, got, 50)
 		return got

@@ -23,7 +23,7 @@ func (b *Block) LabelNames(ctx context.Context, matchers []*labels.Matcher) ([]s
 	}
 	names, err := b.labelNames(ctx, matchers)
 	if err != nil {
-		return nil, fmt.Errorf("label names of block %s: %w", b.meta.ULID, err)
+		return nil, fmt.Errorf("read label names of block %s: %w", b.meta.ULID, err)
 	}
 	return names, nil
 }
@@ -74,7 +74,7 @@ func (b *Block) LabelValues(ctx context.Context, name string, matchers []*labels
 	defer b.mtx.RUnlock()
 	values, err := b.labelValues(ctx, name, matchers)
 	if err != nil {
-		return nil, fmt.Errorf("label values of %s in block %s: %w", name, b.meta.ULID, err)
+		return nil, fmt.Errorf("read values of label %s in block %s: %w", name, b.meta.ULID, err)
 	}
 	return values, nil
 }

@@ -1,6 +1,7 @@
 package bucketblock
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -181,7 +182,7 @@ func (b *Block) fetchPostings(ctx context.Context, rs []postingsRange) ([][]byte
 		}
 	}
 	if len(misses) > 0 {
-		slices.SortFunc(misses, func(a, c int) int { return int(rs[a].start - rs[c].start) })
+		slices.SortFunc(misses, func(a, c int) int { return cmp.Compare(rs[a].start, rs[c].start) })
 		fetched := make(map[int64][]byte, len(misses))
 		parts := partition(len(misses), func(i int) byteRange {
 			r := rs[misses[i]]

@@ -3,6 +3,7 @@ package bucketblock
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"slices"
@@ -27,7 +28,8 @@ const seriesAlign = 16
 //
 // f owns the label set. The chunks slice and the chunks' bytes are valid
 // only until f returns: f must copy what it keeps. An error from f stops
-// Series and is returned. Any read error (a file gone from the bucket
+// Series and is returned. f must not close the block, which waits for
+// Series to return. Any read error (a file gone from the bucket
 // included) fails the whole call: Series never reports fewer series
 // instead.
 func (b *Block) Series(ctx context.Context, mint, maxt int64, skipChunks bool, matchers []*labels.Matcher, f func(labels.Labels, []chunks.Meta) error) error {
@@ -36,7 +38,7 @@ func (b *Block) Series(ctx context.Context, mint, maxt int64, skipChunks bool, m
 	}
 	defer b.mtx.RUnlock()
 	if err := b.series(ctx, mint, maxt, skipChunks, matchers, f); err != nil {
-		return fmt.Errorf("series of block %s: %w", b.meta.ULID, err)
+		return fmt.Errorf("select series of block %s: %w", b.meta.ULID, err)
 	}
 	return nil
 }
@@ -214,7 +216,7 @@ func (b *Block) fetchSeries(ctx context.Context, refs []storage.SeriesRef) ([][]
 			}
 			content, need, err := parseSeriesEntry(buf)
 			if err == nil && need > 0 && length == end-start {
-				err = fmt.Errorf("entry overflows the series section")
+				err = errors.New("entry overflows the series section")
 			}
 			if err != nil {
 				return fmt.Errorf("series %d: %w", refs[i], err)
@@ -259,7 +261,7 @@ func parseSeriesEntry(b []byte) (content []byte, need int64, err error) {
 		// and the estimate again.
 		return nil, int64(len(b)) + binary.MaxVarintLen32 + defaultChunkSizeEstimate, nil
 	case n < 0 || n > binary.MaxVarintLen32:
-		return nil, 0, fmt.Errorf("invalid entry length")
+		return nil, 0, errors.New("invalid entry length")
 	}
 	total := int64(n) + int64(l) + crc32.Size
 	if total > int64(len(b)) {
