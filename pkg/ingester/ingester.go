@@ -327,6 +327,9 @@ func (i *Ingester) openDB(tenant string) (*userDB, error) {
 	opts.OutOfOrderTimeWindow = window
 	opts.WALCompression = compression.Snappy
 	opts.SeriesLifecycleCallback = limiter
+	// Each head series keeps its labels' stable hash, so that queries for
+	// one hash shard (querier.ShardLabel) select it from the postings.
+	opts.EnableSharding = true
 	dir := filepath.Join(i.cfg.DataDir, tenant)
 	logger := i.logger.With("tenant", tenant)
 	var ship *shipper

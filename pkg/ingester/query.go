@@ -19,9 +19,13 @@ const queryStreamBatchSize = 128
 
 // QueryStream streams the tenant's series that match the request as the
 // TSDB's own chunks (the open head chunk is copied by the TSDB), sorted by
-// labels. Chunks may reach outside the requested range; readers trim.
+// labels. Chunks may reach outside the requested range; readers trim. A
+// request with a shard gets the series of that hash shard only.
 func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) error {
 	ctx := stream.Context()
+	if err := checkShard(req); err != nil {
+		return err
+	}
 	db, matchers, err := i.readRequest(ctx, req.Matchers)
 	if err != nil || db == nil {
 		return err // no TSDB: the tenant has no data here
@@ -59,6 +63,9 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 // querier in the same process. The labels may be kept; the chunks' bytes
 // are valid only during the call.
 func (i *Ingester) QueryChunks(ctx context.Context, tenantID string, req *ingesterpb.QueryRequest, f func(labels.Labels, []chunks.Meta) error) error {
+	if err := checkShard(req); err != nil {
+		return err
+	}
 	matchers, err := ingesterpb.FromMatchers(req.Matchers)
 	if err != nil {
 		return httpgrpc.Errorf(http.StatusBadRequest, "%s", err)
@@ -80,7 +87,7 @@ func forEachChunkSeries(ctx context.Context, db *userDB, req *ingesterpb.QueryRe
 		return fmt.Errorf("open chunk querier: %w", err)
 	}
 	defer q.Close()
-	ss := q.Select(ctx, !req.Unsorted, nil, matchers...)
+	ss := q.Select(ctx, !req.Unsorted, shardHints(req, ""), matchers...)
 	var metas []chunks.Meta
 	for ss.Next() {
 		s := ss.At()
@@ -113,6 +120,9 @@ func forEachChunkSeries(ctx context.Context, db *userDB, req *ingesterpb.QueryRe
 // Series streams the labels of the tenant's matching series, from the index.
 func (i *Ingester) Series(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_SeriesServer) error {
 	ctx := stream.Context()
+	if err := checkShard(req); err != nil {
+		return err
+	}
 	db, matchers, err := i.readRequest(ctx, req.Matchers)
 	if err != nil || db == nil {
 		return err
@@ -123,7 +133,7 @@ func (i *Ingester) Series(req *ingesterpb.QueryRequest, stream ingesterpb.Ingest
 	}
 	defer q.Close()
 	// Func "series" tells the TSDB that only labels are wanted.
-	ss := q.Select(ctx, true, &storage.SelectHints{Start: req.StartMs, End: req.EndMs, Func: "series"}, matchers...)
+	ss := q.Select(ctx, true, shardHints(req, "series"), matchers...)
 	batch := make([]*ingesterpb.Series, 0, queryStreamBatchSize)
 	for ss.Next() {
 		batch = append(batch, &ingesterpb.Series{Labels: ingesterpb.ToLabels(ss.At().Labels())})
@@ -177,6 +187,24 @@ func (i *Ingester) LabelValues(ctx context.Context, req *ingesterpb.LabelValuesR
 		return nil, fmt.Errorf("label values: %w", err)
 	}
 	return &ingesterpb.LabelValuesResponse{Values: values}, nil
+}
+
+// checkShard refuses a shard outside the shard count.
+func checkShard(req *ingesterpb.QueryRequest) error {
+	if req.ShardCount > 0 && req.ShardIndex >= req.ShardCount {
+		return httpgrpc.Errorf(http.StatusBadRequest, "shard index %d is not below the shard count %d", req.ShardIndex, req.ShardCount)
+	}
+	return nil
+}
+
+// shardHints are the select hints of a request: nil (the querier's range)
+// for a plain chunk query, the shard for the TSDB's sharded postings
+// (tsdb.Options.EnableSharding) otherwise.
+func shardHints(req *ingesterpb.QueryRequest, fn string) *storage.SelectHints {
+	if req.ShardCount == 0 && fn == "" {
+		return nil
+	}
+	return &storage.SelectHints{Start: req.StartMs, End: req.EndMs, Func: fn, ShardIndex: req.ShardIndex, ShardCount: req.ShardCount}
 }
 
 // readRequest resolves the tenant's TSDB (nil when the tenant has no data

@@ -210,9 +210,16 @@ func askStoreGateway(ctx context.Context, q *BlocksQueryable, r *blockRequest, a
 
 // Select reads the matching series of the blocks through store-gateways.
 // One series read from several blocks (consecutive ranges, or replicas not
-// yet compacted) becomes one series with overlapping samples merged.
+// yet compacted) becomes one series with overlapping samples merged. A
+// shard matcher (see ShardLabel) is passed to the store-gateways as the
+// request's shard, and the series of other shards a store-gateway still
+// sends (an older version) are dropped.
 func (q *blocksQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
 	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	hints, matchers, shard, err := selectShard(hints, q.mint, q.maxt, matchers)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
@@ -236,7 +243,8 @@ func (q *blocksQuerier) Select(ctx context.Context, sortSeries bool, hints *stor
 	)
 	chunksFetched, bytesFetched := 0, 0
 	err = forEachStoreGateway(ctx, q.q, mint, maxt, func(ctx context.Context, c *sgclient.Client, ids []string) ([]string, error) {
-		stream, err := c.Series(ctx, &storegatewaypb.SeriesRequest{StartMs: mint, EndMs: maxt, Matchers: pbMatchers, SkipChunks: labelsOnly, BlockIds: ids})
+		stream, err := c.Series(ctx, &storegatewaypb.SeriesRequest{StartMs: mint, EndMs: maxt, Matchers: pbMatchers, SkipChunks: labelsOnly, BlockIds: ids,
+			ShardIndex: shard.Index, ShardCount: shard.Count})
 		if err != nil {
 			return nil, err
 		}
@@ -249,6 +257,10 @@ func (q *blocksQuerier) Select(ctx context.Context, sortSeries bool, hints *stor
 		err = recvAll(stream.Recv, func(resp *storegatewaypb.SeriesResponse) error {
 			queried = append(queried, resp.QueriedBlocks...)
 			for _, s := range resp.Series {
+				lset := ingesterpb.FromLabels(&b, s.Labels)
+				if !shard.Contains(lset) {
+					continue
+				}
 				metas := make([]chunks.Meta, 0, len(s.Chunks))
 				for _, c := range s.Chunks {
 					chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
@@ -262,7 +274,7 @@ func (q *blocksQuerier) Select(ctx context.Context, sortSeries bool, hints *stor
 				if !labelsOnly && len(metas) == 0 {
 					continue
 				}
-				got = append(got, blockSeries{lset: ingesterpb.FromLabels(&b, s.Labels), chunks: metas})
+				got = append(got, blockSeries{lset: lset, chunks: metas})
 			}
 			return nil
 		})
@@ -327,8 +339,10 @@ func mergeBlockSeries(parts []blockSeries, labelsOnly bool) []storage.ChunkSerie
 	return out
 }
 
-// LabelValues returns the values of a label in the blocks.
+// LabelValues returns the values of a label in the blocks. A shard matcher
+// is ignored.
 func (q *blocksQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	matchers = withoutShard(matchers)
 	var (
 		mu    sync.Mutex
 		lists [][]string
@@ -349,8 +363,10 @@ func (q *blocksQuerier) LabelValues(ctx context.Context, name string, hints *sto
 	return mergeSorted(lists, hints), nil, nil
 }
 
-// LabelNames returns the label names in the blocks.
+// LabelNames returns the label names in the blocks. A shard matcher is
+// ignored.
 func (q *blocksQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	matchers = withoutShard(matchers)
 	var (
 		mu    sync.Mutex
 		lists [][]string

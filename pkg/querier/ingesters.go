@@ -299,9 +299,15 @@ func (q *ingesterQuerier) timeRange(start, end int64) (int64, int64) {
 
 // Select asks all ingesters and merges their series, removing the samples
 // the replicas have in common. With hints.Func "series" only labels are
-// fetched.
+// fetched. A shard matcher (see ShardLabel) is passed to the ingesters as
+// the request's shard, and the series of other shards an ingester still
+// sends (an older version) are dropped.
 func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
 	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	hints, matchers, shard, err := selectShard(hints, q.mint, q.maxt, matchers)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
@@ -324,7 +330,7 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 	// Merging replicas needs sorted series; one ingester's answer does not
 	// unless the caller wants it (sorting all of a head's series is costly).
 	req := &ingesterpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: ingesterpb.ToMatchers(matchers),
-		Unsorted: !sortSeries && len(rs.Instances) == 1}
+		Unsorted: !sortSeries && len(rs.Instances) == 1, ShardIndex: shard.Index, ShardCount: shard.Count}
 	var sets []storage.SeriesSet
 	unique := map[uint64]struct{}{}
 	chunksFetched, bytesFetched := 0, 0
@@ -338,6 +344,9 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 		}
 		warning = w
 		for _, r := range results {
+			if shard.Count > 0 {
+				r = slices.DeleteFunc(r, func(s storage.Series) bool { return !shard.Contains(s.Labels()) })
+			}
 			for _, s := range r {
 				unique[s.Labels().Hash()] = struct{}{}
 			}
@@ -356,6 +365,9 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 		for _, r := range results {
 			cs := make([]storage.ChunkSeries, 0, len(r))
 			for _, s := range r {
+				if !shard.Contains(s.Labels()) {
+					continue
+				}
 				unique[s.Labels().Hash()] = struct{}{}
 				chunksFetched += s.chunks
 				bytesFetched += s.bytes
@@ -490,8 +502,9 @@ func recvAll[R any](recv func() (R, error), f func(R) error) error {
 }
 
 // LabelValues returns the sorted values of label name among the matching
-// series, merged over the ingesters.
+// series, merged over the ingesters. A shard matcher is ignored.
 func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	matchers = withoutShard(matchers)
 	mint, maxt, ok, err := q.labelRange(ctx)
 	if err != nil || !ok {
 		return nil, nil, err
@@ -511,8 +524,9 @@ func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *s
 }
 
 // LabelNames returns the sorted label names of the matching series, merged
-// over the ingesters.
+// over the ingesters. A shard matcher is ignored.
 func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, matchers ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	matchers = withoutShard(matchers)
 	mint, maxt, ok, err := q.labelRange(ctx)
 	if err != nil || !ok {
 		return nil, nil, err

@@ -20,9 +20,13 @@ import (
 const seriesBatchBytes = 1 << 20
 
 // Series streams the matching series of the requested blocks this
-// store-gateway holds, block by block, and names those blocks last.
+// store-gateway holds, block by block, and names those blocks last. A
+// request with a shard gets the series of that hash shard only.
 func (g *StoreGateway) Series(req *storegatewaypb.SeriesRequest, stream storegatewaypb.StoreGateway_SeriesServer) error {
 	ctx := stream.Context()
+	if req.ShardCount > 0 && req.ShardIndex >= req.ShardCount {
+		return httpgrpc.Errorf(http.StatusBadRequest, "shard index %d is not below the shard count %d", req.ShardIndex, req.ShardCount)
+	}
 	blocks, ids, matchers, err := g.request(ctx, req.BlockIds, req.Matchers)
 	if err != nil {
 		return err
@@ -42,6 +46,11 @@ func (g *StoreGateway) Series(req *storegatewaypb.SeriesRequest, stream storegat
 	}
 	for i, b := range blocks {
 		err := b.Series(ctx, req.StartMs, req.EndMs, req.SkipChunks, matchers, func(ls labels.Labels, chks []chunks.Meta) error {
+			// The block reader selects by matchers only; the series of
+			// other shards are dropped here.
+			if req.ShardCount > 0 && labels.StableHash(ls)%req.ShardCount != req.ShardIndex {
+				return nil
+			}
 			s := &ingesterpb.Series{Labels: ingesterpb.ToLabels(ls), Chunks: make([]*ingesterpb.Chunk, 0, len(chks))}
 			for _, c := range chks {
 				data := slices.Clone(c.Chunk.Bytes())

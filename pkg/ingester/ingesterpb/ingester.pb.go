@@ -223,7 +223,14 @@ type QueryRequest struct {
 	EndMs    int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
 	Matchers []*LabelMatcher        `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
 	// The series may come in any order (the default is sorted by labels).
-	Unsorted      bool `protobuf:"varint,4,opt,name=unsorted,proto3" json:"unsorted,omitempty"`
+	Unsorted bool `protobuf:"varint,4,opt,name=unsorted,proto3" json:"unsorted,omitempty"`
+	// shard_count > 0 asks for one hash shard of the matching series only:
+	// those whose Prometheus labels.StableHash modulo shard_count is
+	// shard_index (0-based, less than shard_count). 0 means all series. An
+	// ingester that does not know these fields answers with every series; the
+	// querier filters again.
+	ShardIndex    uint64 `protobuf:"varint,5,opt,name=shard_index,json=shardIndex,proto3" json:"shard_index,omitempty"`
+	ShardCount    uint64 `protobuf:"varint,6,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -284,6 +291,20 @@ func (x *QueryRequest) GetUnsorted() bool {
 		return x.Unsorted
 	}
 	return false
+}
+
+func (x *QueryRequest) GetShardIndex() uint64 {
+	if x != nil {
+		return x.ShardIndex
+	}
+	return 0
+}
+
+func (x *QueryRequest) GetShardCount() uint64 {
+	if x != nil {
+		return x.ShardCount
+	}
+	return 0
 }
 
 type Label struct {
@@ -1234,12 +1255,16 @@ const file_ingester_proto_rawDesc = "" +
 	"\x02EQ\x10\x00\x12\a\n" +
 	"\x03NEQ\x10\x01\x12\x06\n" +
 	"\x02RE\x10\x02\x12\a\n" +
-	"\x03NRE\x10\x03\"\x9d\x01\n" +
+	"\x03NRE\x10\x03\"\xdf\x01\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
 	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12?\n" +
 	"\bmatchers\x18\x03 \x03(\v2#.neocortex.ingester.v1.LabelMatcherR\bmatchers\x12\x1a\n" +
-	"\bunsorted\x18\x04 \x01(\bR\bunsorted\"1\n" +
+	"\bunsorted\x18\x04 \x01(\bR\bunsorted\x12\x1f\n" +
+	"\vshard_index\x18\x05 \x01(\x04R\n" +
+	"shardIndex\x12\x1f\n" +
+	"\vshard_count\x18\x06 \x01(\x04R\n" +
+	"shardCount\"1\n" +
 	"\x05Label\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"w\n" +

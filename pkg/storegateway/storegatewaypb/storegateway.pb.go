@@ -33,7 +33,14 @@ type SeriesRequest struct {
 	// block_ids are the ULIDs of the blocks to read.
 	BlockIds []string `protobuf:"bytes,4,rep,name=block_ids,json=blockIds,proto3" json:"block_ids,omitempty"`
 	// skip_chunks asks for label sets only.
-	SkipChunks    bool `protobuf:"varint,5,opt,name=skip_chunks,json=skipChunks,proto3" json:"skip_chunks,omitempty"`
+	SkipChunks bool `protobuf:"varint,5,opt,name=skip_chunks,json=skipChunks,proto3" json:"skip_chunks,omitempty"`
+	// shard_count > 0 asks for one hash shard of the matching series only:
+	// those whose Prometheus labels.StableHash modulo shard_count is
+	// shard_index (0-based, less than shard_count). 0 means all series. A
+	// store-gateway that does not know these fields answers with every
+	// series; the querier filters again.
+	ShardIndex    uint64 `protobuf:"varint,6,opt,name=shard_index,json=shardIndex,proto3" json:"shard_index,omitempty"`
+	ShardCount    uint64 `protobuf:"varint,7,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -101,6 +108,20 @@ func (x *SeriesRequest) GetSkipChunks() bool {
 		return x.SkipChunks
 	}
 	return false
+}
+
+func (x *SeriesRequest) GetShardIndex() uint64 {
+	if x != nil {
+		return x.ShardIndex
+	}
+	return 0
+}
+
+func (x *SeriesRequest) GetShardCount() uint64 {
+	if x != nil {
+		return x.ShardCount
+	}
+	return 0
 }
 
 type SeriesResponse struct {
@@ -408,14 +429,18 @@ var File_storegateway_proto protoreflect.FileDescriptor
 
 const file_storegateway_proto_rawDesc = "" +
 	"\n" +
-	"\x12storegateway.proto\x12\x19neocortex.storegateway.v1\x1a\x0eingester.proto\"\xc0\x01\n" +
+	"\x12storegateway.proto\x12\x19neocortex.storegateway.v1\x1a\x0eingester.proto\"\x82\x02\n" +
 	"\rSeriesRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
 	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12?\n" +
 	"\bmatchers\x18\x03 \x03(\v2#.neocortex.ingester.v1.LabelMatcherR\bmatchers\x12\x1b\n" +
 	"\tblock_ids\x18\x04 \x03(\tR\bblockIds\x12\x1f\n" +
 	"\vskip_chunks\x18\x05 \x01(\bR\n" +
-	"skipChunks\"n\n" +
+	"skipChunks\x12\x1f\n" +
+	"\vshard_index\x18\x06 \x01(\x04R\n" +
+	"shardIndex\x12\x1f\n" +
+	"\vshard_count\x18\a \x01(\x04R\n" +
+	"shardCount\"n\n" +
 	"\x0eSeriesResponse\x125\n" +
 	"\x06series\x18\x01 \x03(\v2\x1d.neocortex.ingester.v1.SeriesR\x06series\x12%\n" +
 	"\x0equeried_blocks\x18\x02 \x03(\tR\rqueriedBlocks\"\xa3\x01\n" +
