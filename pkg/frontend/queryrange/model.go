@@ -45,8 +45,10 @@ func (r *Request) WithQuery(q string) *Request {
 	return &c
 }
 
-// Response is a Prometheus API answer to a range query. Encoded with
-// encoding/json it is byte for byte what Prometheus's API writes.
+// Response is a Prometheus API answer to a range query. EncodeResponse
+// writes it byte for byte as Prometheus's API does; encoding/json does not
+// quite (it formats tiny and huge floats and escapes <, > and & in label
+// values differently, see json.go).
 type Response struct {
 	Status    string   `json:"status"`
 	Data      Data     `json:"data"`

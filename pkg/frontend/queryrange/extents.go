@@ -1,0 +1,254 @@
+package queryrange
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/common/model"
+)
+
+// extent is a cached answer to a query over the evaluation timestamps
+// [start, end]: every sample at those timestamps, of successful answers
+// without warnings or infos.
+type extent struct {
+	start, end int64
+	resp       *Response
+}
+
+// extentsFormat starts every encoded value; change it with the format.
+const extentsFormat byte = 1
+
+// encodeExtents writes extents compactly, snappy-compressed: labels as
+// strings, timestamps as deltas, each float as the XOR with the series'
+// previous one without its trailing zero bits (Gorilla's idea, bytewise),
+// histograms as plain numbers.
+func encodeExtents(exts []extent) []byte {
+	b := []byte{extentsFormat}
+	b = binary.AppendUvarint(b, uint64(len(exts)))
+	for _, e := range exts {
+		b = binary.AppendVarint(b, e.start)
+		b = binary.AppendVarint(b, e.end-e.start)
+		b = binary.AppendUvarint(b, uint64(len(e.resp.Data.Result)))
+		for _, s := range e.resp.Data.Result {
+			b = appendSeries(b, s)
+		}
+	}
+	return snappy.Encode(nil, b)
+}
+
+func appendSeries(b []byte, s *model.SampleStream) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s.Metric)))
+	for n, v := range s.Metric {
+		b = appendString(b, string(n))
+		b = appendString(b, string(v))
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.Values)))
+	var prevT int64
+	var prevV uint64
+	for _, p := range s.Values {
+		b = binary.AppendVarint(b, int64(p.Timestamp)-prevT)
+		prevT = int64(p.Timestamp)
+		v := math.Float64bits(float64(p.Value))
+		b = appendXOR(b, v^prevV)
+		prevV = v
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.Histograms)))
+	prevT = 0
+	for _, p := range s.Histograms {
+		b = binary.AppendVarint(b, int64(p.Timestamp)-prevT)
+		prevT = int64(p.Timestamp)
+		h := p.Histogram
+		b = appendFloat64(b, float64(h.Count))
+		b = appendFloat64(b, float64(h.Sum))
+		b = binary.AppendUvarint(b, uint64(len(h.Buckets)))
+		for _, bk := range h.Buckets {
+			b = binary.AppendVarint(b, int64(bk.Boundaries))
+			b = appendFloat64(b, float64(bk.Lower))
+			b = appendFloat64(b, float64(bk.Upper))
+			b = appendFloat64(b, float64(bk.Count))
+		}
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendXOR writes 0 for x == 0, else the number of trailing zero bits
+// plus one, then the rest of x.
+func appendXOR(b []byte, x uint64) []byte {
+	if x == 0 {
+		return append(b, 0)
+	}
+	tz := bits.TrailingZeros64(x)
+	b = append(b, byte(tz+1))
+	return binary.AppendUvarint(b, x>>tz)
+}
+
+func appendFloat64(b []byte, f float64) []byte {
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+}
+
+// decodeExtents reads what encodeExtents wrote.
+func decodeExtents(data []byte) ([]extent, error) {
+	raw, err := snappy.Decode(nil, data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errCorrupt, err)
+	}
+	d := decoder{b: raw}
+	if d.byte() != extentsFormat {
+		return nil, fmt.Errorf("%w: unknown format", errCorrupt)
+	}
+	n := d.count(3)
+	exts := make([]extent, 0, n)
+	for range n {
+		start := d.varint()
+		e := extent{start: start, end: start + d.varint()}
+		result := make(model.Matrix, d.count(3))
+		for i := range result {
+			result[i] = d.series()
+		}
+		e.resp = &Response{Status: statusSuccess, Data: Data{ResultType: model.ValMatrix, Result: result}}
+		exts = append(exts, e)
+	}
+	if d.err == nil && len(d.b) > 0 {
+		d.err = errors.New("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: %w", errCorrupt, d.err)
+	}
+	return exts, nil
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+	d.b = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail(errShort)
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(errShort)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail(errShort)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a count of items of at least minSize bytes each, refusing
+// one the remaining bytes cannot hold (a corrupt count must not allocate).
+func (d *decoder) count(minSize int) int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)/minSize)+1 {
+		d.fail(errors.New("count beyond the data"))
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail(errShort)
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) float64() float64 {
+	if len(d.b) < 8 {
+		d.fail(errShort)
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return math.Float64frombits(v)
+}
+
+func (d *decoder) xor() uint64 {
+	tz := d.byte()
+	if tz == 0 {
+		return 0
+	}
+	if tz > 64 {
+		d.fail(errors.New("bad float"))
+		return 0
+	}
+	return d.uvarint() << (tz - 1)
+}
+
+func (d *decoder) series() *model.SampleStream {
+	s := &model.SampleStream{}
+	nl := d.count(2)
+	s.Metric = make(model.Metric, nl)
+	for range nl {
+		n := d.string()
+		s.Metric[model.LabelName(n)] = model.LabelValue(d.string())
+	}
+	if nf := d.count(2); nf > 0 {
+		s.Values = make([]model.SamplePair, nf)
+		var t int64
+		var v uint64
+		for i := range s.Values {
+			t += d.varint()
+			v ^= d.xor()
+			s.Values[i] = model.SamplePair{Timestamp: model.Time(t), Value: model.SampleValue(math.Float64frombits(v))}
+		}
+	}
+	if nh := d.count(17); nh > 0 {
+		s.Histograms = make([]model.SampleHistogramPair, nh)
+		var t int64
+		for i := range s.Histograms {
+			t += d.varint()
+			h := &model.SampleHistogram{Count: model.FloatString(d.float64()), Sum: model.FloatString(d.float64())}
+			if nb := d.count(25); nb > 0 {
+				h.Buckets = make(model.HistogramBuckets, nb)
+				for j := range h.Buckets {
+					h.Buckets[j] = &model.HistogramBucket{
+						Boundaries: int32(d.varint()),
+						Lower:      model.FloatString(d.float64()),
+						Upper:      model.FloatString(d.float64()),
+						Count:      model.FloatString(d.float64()),
+					}
+				}
+			}
+			s.Histograms[i] = model.SampleHistogramPair{Timestamp: model.Time(t), Histogram: h}
+		}
+	}
+	return s
+}
