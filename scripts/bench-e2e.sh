@@ -75,3 +75,33 @@ echo "restart_ready_seconds: $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", 
 echo "restart_peak_rss_bytes: $peak"
 echo "restart_peak_rss_over_steady: $(awk -v p="$peak" -v s="$steady" 'BEGIN {printf "%.2f", p / s}')"
 stop_server
+
+# 5. A cluster on loopback: three ingesters with RF=3 and one distributor,
+#    ring on memberlist; the distributor's CPU per million samples received.
+common="-log.level=warn -ingester.ring.store=memberlist -ingester.ring.replication-factor=3 -memberlist.bind-addr=127.0.0.1 -memberlist.join=127.0.0.1:17946"
+pids=()
+for i in 1 2 3; do
+  (cd "$work" && exec ./neocortex -target=ingester $common -memberlist.bind-port=$((17945 + i)) \
+    -server.http-listen-address=127.0.0.1 -server.http-listen-port=$((18180 + i)) \
+    -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port=$((19195 + i)) \
+    -ingester.data-dir="$work/ingester-$i" -ingester.ring.instance-id="ingester-$i" \
+    -ingester.max-series-per-metric=0 >>"$work/cluster.log" 2>&1) &
+  pids+=($!)
+done
+(cd "$work" && exec ./neocortex -target=distributor $common -memberlist.bind-port=17950 \
+  -server.http-listen-address=127.0.0.1 -server.http-listen-port=18180 \
+  -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port=19195 \
+  -distributor.ingestion-rate-limit=0 >>"$work/cluster.log" 2>&1) &
+pid=$!
+for _ in $(seq 1 600); do
+  n=$(curl -sf -H 'Accept: application/json' "http://$http/ingester/ring" 2>/dev/null | grep -o '"state":"ACTIVE"' | wc -l || true)
+  [ "${n:-0}" -ge 3 ] && break
+  sleep 0.1
+done
+"$work/loadgen" -url "http://$http/api/v1/push" -report-interval 0 -server-pid "$pid" \
+  -active-series 50000 -interval 1s -duration 60s -concurrency 4 -series-per-request 1000 >"$work/rf3.out" 2>&1
+figure rf3_distributor_samples_per_second samples_per_second "$work/rf3.out"
+figure rf3_distributor_cpu_seconds_per_million_samples server_cpu_seconds_per_million_samples "$work/rf3.out"
+figure rf3_push_latency_p99_seconds latency_p99_seconds "$work/rf3.out"
+kill -TERM "$pid" "${pids[@]}" 2>/dev/null || true
+wait "$pid" "${pids[@]}" 2>/dev/null || true
