@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,12 +30,16 @@ import (
 
 	"github.com/neocortex-metrics/neocortex/pkg/compactor"
 	"github.com/neocortex-metrics/neocortex/pkg/distributor"
+	"github.com/neocortex-metrics/neocortex/pkg/frontend"
+	"github.com/neocortex-metrics/neocortex/pkg/frontend/frontendpb"
 	"github.com/neocortex-metrics/neocortex/pkg/ingester"
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/client"
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
 	"github.com/neocortex-metrics/neocortex/pkg/limits"
 	"github.com/neocortex-metrics/neocortex/pkg/logging"
 	"github.com/neocortex-metrics/neocortex/pkg/querier"
+	"github.com/neocortex-metrics/neocortex/pkg/querier/worker"
+	"github.com/neocortex-metrics/neocortex/pkg/scheduler"
 	"github.com/neocortex-metrics/neocortex/pkg/ringconfig"
 	"github.com/neocortex-metrics/neocortex/pkg/server"
 	"github.com/neocortex-metrics/neocortex/pkg/storage/bucket"
@@ -61,10 +66,16 @@ const (
 	// queriers and store-gateways read.
 	StoreGatewayRing = "store-gateway-ring"
 	Compactor        = "compactor"
+	QueryFrontend    = "query-frontend"
+	QueryScheduler   = "query-scheduler"
 )
 
+// allModules are what -target=all runs. The query-scheduler is left out:
+// one process needs no scheduler between its frontend and querier.
+var allModules = []string{Distributor, Ingester, Querier, StoreGateway, Compactor, QueryFrontend}
+
 func targets() []string {
-	return []string{All, Distributor, Ingester, Querier, StoreGateway, Compactor}
+	return []string{All, Distributor, Ingester, Querier, StoreGateway, Compactor, QueryFrontend, QueryScheduler}
 }
 
 func isTarget(t string) bool { return slices.Contains(targets(), t) }
@@ -88,6 +99,7 @@ type App struct {
 	StoreGatewayRing    *ring.Ring
 	StoreGatewayClients *ringclient.Pool
 	Compactor           *compactor.Compactor
+	Frontend            *frontend.Frontend
 
 	runtimeConfig *runtimeconfig.Manager
 	memberlistKV  *memberlist.KVInitService
@@ -96,6 +108,7 @@ type App struct {
 	discarded     *prometheus.CounterVec
 
 	buckets []objstore.Bucket // closed by Stop
+	closers []io.Closer       // closed by Stop
 
 	modules  *modules.Manager
 	services map[string]services.Service
@@ -121,6 +134,8 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 	m.RegisterModule(StoreGatewayRing, a.initStoreGatewayRing, modules.UserInvisibleModule)
 	m.RegisterModule(StoreGateway, a.initStoreGateway)
 	m.RegisterModule(Compactor, a.initCompactor)
+	m.RegisterModule(QueryFrontend, a.initQueryFrontend)
+	m.RegisterModule(QueryScheduler, a.initQueryScheduler)
 	m.RegisterModule(All, nil)
 	deps := map[string][]string{
 		Overrides:        {RuntimeCfg},
@@ -131,7 +146,9 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 		Querier:          {Server, Overrides, IngesterRing, StoreGatewayRing},
 		StoreGateway:     {Server, StoreGatewayRing},
 		Compactor:        {Server, Overrides, MemberlistKV},
-		All:              {Distributor, Ingester, Querier, StoreGateway, Compactor},
+		QueryFrontend:    {Server, Overrides},
+		QueryScheduler:   {Server},
+		All:              allModules,
 	}
 	for mod, d := range deps {
 		if err := m.AddDependency(mod, d...); err != nil {
@@ -224,6 +241,9 @@ func (a *App) Stop() {
 	_ = a.manager.AwaitStopped(context.Background())
 	for _, b := range a.buckets {
 		_ = b.Close()
+	}
+	for _, c := range a.closers {
+		_ = c.Close()
 	}
 	for name, s := range a.services {
 		if err := s.FailureCase(); err != nil && !errors.Is(err, modules.ErrStopProcess) {
@@ -527,9 +547,71 @@ func (a *App) initQuerier() (services.Service, error) {
 		QueryStoreAfter:      a.Cfg.Querier.QueryStoreAfter,
 	}
 	api := querier.NewAPI(a.Cfg.Querier, merged, q, a.Overrides, a.Logger.With("component", "querier"), a.Registry)
-	api.Register(a.Server.HTTP, "/prometheus", a.withTenant)
-	api.Register(a.Server.HTTP, "/api/prom", a.withTenant)
-	return services.NewIdleService(nil, nil), nil
+	// With a query-frontend in the process, it owns the API paths and the
+	// querier answers only what it pulls from the frontend's queue.
+	local := a.hasTarget(QueryFrontend)
+	if !local {
+		api.Register(a.Server.HTTP, "/prometheus", a.withTenant)
+		api.Register(a.Server.HTTP, "/api/prom", a.withTenant)
+	}
+	wcfg := a.Cfg.FrontendWorker
+	if local && len(wcfg.FrontendAddress) == 0 && len(wcfg.SchedulerAddress) == 0 {
+		wcfg.FrontendAddress = []string{a.localGRPCAddr()}
+	}
+	if len(wcfg.FrontendAddress) == 0 && len(wcfg.SchedulerAddress) == 0 {
+		return services.NewIdleService(nil, nil), nil
+	}
+	mux := http.NewServeMux()
+	api.Register(mux, "/prometheus", a.withTenant)
+	api.Register(mux, "/api/prom", a.withTenant)
+	return worker.New(wcfg, mux, a.Logger.With("component", "querier-worker"), a.Registry), nil
+}
+
+// hasTarget reports whether the process runs the module, itself or as
+// part of all.
+func (a *App) hasTarget(module string) bool {
+	for _, t := range a.Cfg.Target {
+		if t == module || (t == All && slices.Contains(allModules, module)) {
+			return true
+		}
+	}
+	return false
+}
+
+// localGRPCAddr is an address this process's own gRPC server is reached at.
+func (a *App) localGRPCAddr() string {
+	host, port, err := net.SplitHostPort(a.Server.GRPCAddr())
+	if err != nil || host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func (a *App) initQueryFrontend() (services.Service, error) {
+	cfg := a.Cfg.Frontend
+	if len(cfg.SchedulerAddress) > 0 && cfg.Address == "" {
+		addr, err := a.instanceAddr(ringconfig.Config{})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Address = addr
+	}
+	f, err := frontend.New(cfg, a.Logger.With("component", "query-frontend"), a.Registry)
+	if err != nil {
+		return nil, err
+	}
+	frontendpb.RegisterFrontendServer(a.Server.GRPC, f)
+	f.Register(a.Server.HTTP, "/prometheus", a.withTenant)
+	f.Register(a.Server.HTTP, "/api/prom", a.withTenant)
+	a.closers = append(a.closers, f)
+	a.Frontend = f
+	return f, nil
+}
+
+func (a *App) initQueryScheduler() (services.Service, error) {
+	s := scheduler.New(a.Cfg.QueryScheduler, a.Logger.With("component", "query-scheduler"), a.Registry)
+	frontendpb.RegisterSchedulerServer(a.Server.GRPC, s)
+	return s, nil
 }
 
 func (a *App) withTenant(h http.Handler) http.Handler {

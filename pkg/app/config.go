@@ -18,11 +18,14 @@ import (
 
 	"github.com/neocortex-metrics/neocortex/pkg/compactor"
 	"github.com/neocortex-metrics/neocortex/pkg/distributor"
+	"github.com/neocortex-metrics/neocortex/pkg/frontend"
 	"github.com/neocortex-metrics/neocortex/pkg/ingester"
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/client"
 	"github.com/neocortex-metrics/neocortex/pkg/limits"
 	"github.com/neocortex-metrics/neocortex/pkg/logging"
 	"github.com/neocortex-metrics/neocortex/pkg/querier"
+	"github.com/neocortex-metrics/neocortex/pkg/querier/worker"
+	"github.com/neocortex-metrics/neocortex/pkg/scheduler"
 	"github.com/neocortex-metrics/neocortex/pkg/server"
 	"github.com/neocortex-metrics/neocortex/pkg/storage/bucket"
 	"github.com/neocortex-metrics/neocortex/pkg/storegateway"
@@ -42,6 +45,9 @@ type Config struct {
 	Querier        querier.Config       `yaml:"querier"`
 	StoreGateway   storegateway.Config  `yaml:"store_gateway"`
 	Compactor      compactor.Config     `yaml:"compactor"`
+	Frontend       frontend.Config      `yaml:"frontend"`
+	QueryScheduler scheduler.Config     `yaml:"query_scheduler"`
+	FrontendWorker worker.Config        `yaml:"frontend_worker"`
 	Storage        bucket.Config        `yaml:"storage"`
 	Limits         limits.Limits        `yaml:"limits"`
 	RuntimeConfig  runtimeconfig.Config `yaml:"runtime_config"`
@@ -61,6 +67,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Querier.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
+	c.Frontend.RegisterFlags(f)
+	c.QueryScheduler.RegisterFlags(f)
+	c.FrontendWorker.RegisterFlags(f)
 	c.Storage.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	c.RuntimeConfig.RegisterFlags(f)
@@ -78,7 +87,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Server, &c.Log, &c.Distributor, &c.Ingester, &c.Querier, &c.StoreGateway, &c.Compactor, &c.Storage, &c.Limits,
+		&c.Server, &c.Log, &c.Distributor, &c.Ingester, &c.Querier, &c.StoreGateway, &c.Compactor, &c.Frontend, &c.QueryScheduler, &c.FrontendWorker, &c.Storage, &c.Limits,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

@@ -175,7 +175,7 @@ func TestConfigEndpoint(t *testing.T) {
 
 	status, body = get("/services")
 	require.Equal(t, 200, status)
-	require.Equal(t, "compactor: Running\ndistributor: Running\ningester: Running\ningester-ring: Running\nquerier: Running\nserver: Running\nstore-gateway: Running\nstore-gateway-ring: Running\n", body)
+	require.Equal(t, "compactor: Running\ndistributor: Running\ningester: Running\ningester-ring: Running\nquerier: Running\nquery-frontend: Running\nserver: Running\nstore-gateway: Running\nstore-gateway-ring: Running\n", body)
 
 	status, body = get("/ready")
 	require.Equal(t, 200, status)

@@ -35,6 +35,7 @@ func storageConfig(t *testing.T) *app.Config {
 	cfg.Querier.BucketIndexCacheTTL = 0
 	cfg.StoreGateway.SyncInterval = time.Hour    // the tests sync explicitly
 	cfg.Compactor.CompactionInterval = time.Hour // the tests compact explicitly
+	cfg.Frontend.QueryRange.CacheResults = false // every answer from the storage
 	return cfg
 }
 

@@ -63,8 +63,13 @@ func instrument(next http.Handler, m *requestMetrics, logger *slog.Logger, slow 
 		start := time.Now()
 		// Parse the form here so the slow-query log sees POSTed parameters.
 		_ = r.ParseForm()
-		stats := &Stats{}
-		r = r.WithContext(WithStats(r.Context(), stats))
+		// A querier worker may have put its own collector in: it reports
+		// the stats back to the frontend.
+		stats := StatsFromContext(r.Context())
+		if stats == nil {
+			stats = &Stats{}
+			r = r.WithContext(WithStats(r.Context(), stats))
+		}
 		sw := &server.StatusRecorder{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		d := time.Since(start)

@@ -39,7 +39,7 @@ type ResultsCacheConfig struct {
 // RegisterFlags registers the flags (frontend.…) and their defaults.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.SplitQueriesByInterval, "frontend.split-queries-by-interval", 24*time.Hour, "Split range queries at multiples of this interval and run the parts in parallel; 0 disables splitting.")
-	f.BoolVar(&c.AlignQueriesWithStep, "frontend.align-queries-with-step", true, "Snap start and end of range queries down to multiples of their step, which makes their results cacheable across requests; answers then differ from Prometheus's only by the snapping.")
+	f.BoolVar(&c.AlignQueriesWithStep, "frontend.align-queries-with-step", false, "Snap start and end of range queries down to multiples of their step, so that dashboards refreshed at any moment share cached results; answers then differ from Prometheus's by the snapping. Off by default: answers are exactly Prometheus's.")
 	f.IntVar(&c.MaxQueryParallelism, "frontend.max-query-parallelism", 14, "Most parts of one split range query in flight at once.")
 	f.IntVar(&c.MaxRetries, "frontend.max-retries", 5, "Most attempts at each downstream request, the first included; retried after 5xx answers and transport errors only.")
 	f.BoolVar(&c.CacheResults, "frontend.cache-results", true, "Cache range query results.")

@@ -15,7 +15,7 @@ import (
 func TestConfigDefaults(t *testing.T) {
 	cfg := testConfig()
 	require.Equal(t, 24*time.Hour, cfg.SplitQueriesByInterval)
-	require.True(t, cfg.AlignQueriesWithStep)
+	require.False(t, cfg.AlignQueriesWithStep)
 	require.Equal(t, 14, cfg.MaxQueryParallelism)
 	require.Equal(t, 5, cfg.MaxRetries)
 	require.True(t, cfg.CacheResults)
@@ -42,7 +42,7 @@ func TestConfigYAML(t *testing.T) {
 	cfg := testConfig()
 	require.NoError(t, yaml.Unmarshal([]byte(`
 split_queries_by_interval: 12h
-align_queries_with_step: false
+align_queries_with_step: true
 max_query_parallelism: 32
 max_retries: 3
 cache_results: true
@@ -56,7 +56,7 @@ results_cache:
     timeout: 1s
 `), &cfg))
 	require.Equal(t, 12*time.Hour, cfg.SplitQueriesByInterval)
-	require.False(t, cfg.AlignQueriesWithStep)
+	require.True(t, cfg.AlignQueriesWithStep)
 	require.Equal(t, 32, cfg.MaxQueryParallelism)
 	require.Equal(t, 3, cfg.MaxRetries)
 	require.Equal(t, 10*time.Minute, cfg.ResultsCache.MaxFreshness)

@@ -76,7 +76,7 @@ func TestEquivalence(t *testing.T) {
 			parts := splitRequest(pinned(t, aligned), day)
 
 			t.Run("split", func(t *testing.T) {
-				cfg := testConfig()
+				cfg := alignedConfig()
 				cfg.CacheResults = false
 				rec := &recorder{next: downstream}
 				got, err := mustTripperware(t, cfg, Deps{})(rec).Do(ctx, req)
@@ -87,7 +87,7 @@ func TestEquivalence(t *testing.T) {
 
 			t.Run("cold then warm cache", func(t *testing.T) {
 				rec := &recorder{next: downstream}
-				h := mustTripperware(t, testConfig(), Deps{Cache: newTestCache(), Now: now})(rec)
+				h := mustTripperware(t, alignedConfig(), Deps{Cache: newTestCache(), Now: now})(rec)
 				got, err := h.Do(ctx, req)
 				require.NoError(t, err)
 				require.Equal(t, string(want), string(EncodeResponse(got)))
@@ -109,7 +109,7 @@ func TestEquivalence(t *testing.T) {
 
 			t.Run("partially warm cache", func(t *testing.T) {
 				rec := &recorder{next: downstream}
-				h := mustTripperware(t, testConfig(), Deps{Cache: newTestCache(), Now: now})(rec)
+				h := mustTripperware(t, alignedConfig(), Deps{Cache: newTestCache(), Now: now})(rec)
 				mid := req.Start + (req.End-req.Start)/2
 				_, err := h.Do(ctx, req.WithRange(req.Start, mid))
 				require.NoError(t, err)

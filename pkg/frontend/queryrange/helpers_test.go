@@ -152,3 +152,11 @@ func testConfig() Config {
 	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
 	return cfg
 }
+
+// alignedConfig is the default config with step alignment on, which the
+// equivalence test's reference answers assume.
+func alignedConfig() Config {
+	cfg := testConfig()
+	cfg.AlignQueriesWithStep = true
+	return cfg
+}

@@ -32,7 +32,7 @@ func TestTripperwareOrder(t *testing.T) {
 		return synth(nil).Do(ctx, r)
 	})}
 	reg := prometheus.NewRegistry()
-	h := mustTripperware(t, testConfig(), Deps{
+	h := mustTripperware(t, alignedConfig(), Deps{
 		Cache: newTestCache(), Registerer: reg, Sharding: sharding,
 		Now: func() time.Time { return time.UnixMilli(100 * day) },
 	})(downstream)
