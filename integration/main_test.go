@@ -2,10 +2,12 @@
 
 // Package integration runs Neocortex as real processes on loopback, with
 // real peers: Prometheus as the remote-write client, etcd as the ring's KV
-// store, versitygw as the S3 server of the long-term storage and promtool
-// to read the blocks. `make integration` runs it; the peers come from Debian
-// packages (prometheus, which ships promtool, and etcd-server) and from
-// `go install` (versitygw), which scripts/install-integration-deps.sh runs.
+// store, versitygw as the S3 server of the long-term storage, memcached and
+// redis as the results and index caches, and promtool to read the blocks.
+// `make integration` runs it; the peers come from Debian packages
+// (prometheus, which ships promtool, etcd-server, memcached, redis-server)
+// and from `go install` (versitygw), which scripts/install-integration-deps.sh
+// runs.
 package integration
 
 import (
@@ -47,7 +49,7 @@ func requireBinary(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Fatalf("%s is not installed: run scripts/install-integration-deps.sh (Debian packages prometheus, etcd-server; versitygw)", name)
+		t.Fatalf("%s is not installed: run scripts/install-integration-deps.sh (Debian packages prometheus, etcd-server, memcached, redis-server; versitygw)", name)
 	}
 	return p
 }

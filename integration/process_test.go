@@ -157,7 +157,17 @@ type neocortex struct {
 // test's bucket (bucketDir) for the filesystem backend.
 func startNeocortex(t *testing.T, name string, args ...string) *neocortex {
 	t.Helper()
-	httpPort, grpcPort := freePort(t), freePort(t)
+	// A caller that must know a port before the process starts (a
+	// query-frontend tells the scheduler its own gRPC address) sets it.
+	port := func(flag string) int {
+		if v := flagValue(args, flag); v != "" {
+			p, err := strconv.Atoi(v)
+			require.NoError(t, err, flag)
+			return p
+		}
+		return freePort(t)
+	}
+	httpPort, grpcPort := port("server.http-listen-port"), port("server.grpc-listen-port")
 	all := append([]string{
 		"-server.http-listen-address=127.0.0.1", "-server.http-listen-port=" + strconv.Itoa(httpPort),
 		"-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=" + strconv.Itoa(grpcPort),
@@ -280,13 +290,26 @@ type promResult struct {
 // a Prometheus API root such as http://host/prometheus.
 func queryRange(t *testing.T, base, tenant, q string, start, end time.Time, step time.Duration) map[string][][2]string {
 	t.Helper()
+	out, err := tryQueryRange(base, tenant, q, start, end, step)
+	require.NoError(t, err)
+	return out
+}
+
+// tryQueryRange is queryRange for goroutines other than the test's: it
+// returns the error rather than failing the test.
+func tryQueryRange(base, tenant, q string, start, end time.Time, step time.Duration) (map[string][][2]string, error) {
 	v := url.Values{
 		"query": {q}, "start": {strconv.FormatInt(start.Unix(), 10)},
 		"end": {strconv.FormatInt(end.Unix(), 10)}, "step": {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)},
 	}
-	body := apiGet(t, base+"/api/v1/query_range?"+v.Encode(), tenant)
+	body, err := tryAPIGet(base+"/api/v1/query_range?"+v.Encode(), tenant)
+	if err != nil {
+		return nil, err
+	}
 	var res []promResult
-	require.NoError(t, json.Unmarshal(body, &res))
+	if err := json.Unmarshal(body, &res); err != nil {
+		return nil, err
+	}
 	out := map[string][][2]string{}
 	for _, r := range res {
 		var pts [][2]string
@@ -295,7 +318,7 @@ func queryRange(t *testing.T, base, tenant, q string, start, end time.Time, step
 		}
 		out[labelKey(r.Metric)] = pts
 	}
-	return out
+	return out, nil
 }
 
 // instant runs an instant query and returns the vector by series.
@@ -314,27 +337,45 @@ func instant(t *testing.T, base, tenant, q string, ts time.Time) map[string]stri
 
 func apiGet(t *testing.T, u, tenant string) json.RawMessage {
 	t.Helper()
+	res, err := tryAPIGet(u, tenant)
+	require.NoError(t, err)
+	return res
+}
+
+// tryAPIGet GETs a Prometheus API URL and returns data.result of its 200
+// answer.
+func tryAPIGet(u, tenant string) (json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	if tenant != "" {
 		req.Header.Set("X-Scope-OrgID", tenant)
 	}
 	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.Equal(t, 200, resp.StatusCode, "%s: %s", u, b)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %d: %s", u, resp.StatusCode, b)
+	}
 	var env struct {
 		Status string `json:"status"`
 		Data   struct {
 			Result json.RawMessage `json:"result"`
 		} `json:"data"`
 	}
-	require.NoError(t, json.Unmarshal(b, &env))
-	return env.Data.Result
+	if err := json.Unmarshal(b, &env); err != nil {
+		return nil, fmt.Errorf("%s: %w", u, err)
+	}
+	return env.Data.Result, nil
 }
 
 func labelKey(m map[string]string) string {

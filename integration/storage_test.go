@@ -177,8 +177,9 @@ func startVersityGW(t *testing.T, bucket, accessKey, secretKey string) (endpoint
 
 // TestLongTermStorageS3 ships blocks to a real S3 server (versitygw), then
 // answers from them alone in a new process that has no ingester data: the
-// answers must be exactly the samples written. One block is then checked
-// by Prometheus's own promtool.
+// answers must be exactly the samples written. The store-gateway keeps its
+// index cache in a real memcached, which the second process finds filled
+// by the first. One block is then checked by Prometheus's own promtool.
 func TestLongTermStorageS3(t *testing.T) {
 	promtool := requireBinary(t, "promtool")
 	const (
@@ -188,6 +189,7 @@ func TestLongTermStorageS3(t *testing.T) {
 		step                         = 15 * time.Second
 	)
 	endpoint, bucketRoot := startVersityGW(t, bucket, accessKey, secretKey)
+	memcached := startMemcached(t)
 
 	// 30 minutes at 15s, inside one 2h block range, so that one block holds
 	// every series.
@@ -230,6 +232,10 @@ func TestLongTermStorageS3(t *testing.T) {
 			// deduplicate what both hold.
 			"-querier.query-store-after=0s", "-querier.query-ingesters-within=0s", "-querier.bucket-index-cache-ttl=0s",
 			"-compactor.compaction-interval=1s", "-store-gateway.sync-interval=1s",
+			"-store-gateway.index-cache.backend=memcached", "-store-gateway.index-cache.memcached.addresses=" + memcached,
+			// Every range query is answered by the querier, not from a
+			// results cache filled by an earlier check.
+			"-frontend.cache-results=false",
 		}
 	}
 	api := func(n *neocortex) string { return "http://" + n.httpAddr + "/prometheus" }
@@ -259,8 +265,12 @@ func TestLongTermStorageS3(t *testing.T) {
 	tenantDir := filepath.Join(bucketRoot, tenant)
 	idx := waitForCompactedBlocks(t, tenantDir, first, 60*time.Second)
 	indexedAfter := time.Since(flushStart)
-	checkAnswers(first, "from the ingester and the blocks")
+	coldTook := checkAnswers(first, "from the ingester and the blocks")
 	require.Positive(t, first.metric("neocortex_querier_fetched_series_total", `source="store-gateways"`), "the blocks were read")
+	require.Positive(t, first.metric("neocortex_storegateway_index_cache_requests_total"), "the index cache was asked")
+	itemsAfterFirst, err := memcachedItems(memcached)
+	require.NoError(t, err)
+	require.Positive(t, itemsAfterFirst, "memcached holds index cache items")
 
 	first.kill(syscall.SIGTERM)
 	require.Equal(t, 0, first.cmd.ProcessState.ExitCode(), "SIGTERM exits cleanly")
@@ -271,6 +281,11 @@ func TestLongTermStorageS3(t *testing.T) {
 	queryTook := checkAnswers(second, "from the blocks alone")
 	require.Zero(t, second.metric("neocortex_querier_fetched_series_total", `source="ingesters"`), "nothing came from the ingester")
 	require.Positive(t, second.metric("neocortex_querier_fetched_series_total", `source="store-gateways"`), "the blocks were read")
+	require.Positive(t, second.metric("neocortex_storegateway_index_cache_hits_total"), "index cache hits in memcached, filled by the first process")
+	warmTook := checkAnswers(second, "from the blocks alone, again")
+	require.NotContains(t, first.logs.String()+second.logs.String(), "panic", "no panic (metrics registration)")
+	items, err := memcachedItems(memcached)
+	require.NoError(t, err)
 
 	// The block, downloaded from the S3 server's files, is a Prometheus
 	// TSDB block that promtool reads.
@@ -300,6 +315,9 @@ func TestLongTermStorageS3(t *testing.T) {
 	t.Logf("s3 timings: flush %s; flush to indexed and loaded %s; restart to ready %s; range query of %d samples from the blocks %s",
 		flushTook.Round(time.Millisecond), indexedAfter.Round(time.Millisecond), readyAfter.Round(time.Millisecond),
 		nSeries*nSamples, queryTook.Round(time.Millisecond))
+	t.Logf("s3 memcached index cache: %d items after the first blocks query, %d at the end; range query from ingester and blocks with a cold cache %s; "+
+		"from the blocks after the restart (cache filled) %s, again %s",
+		itemsAfterFirst, items, coldTook.Round(time.Millisecond), queryTook.Round(time.Millisecond), warmTook.Round(time.Millisecond))
 }
 
 // copyDir copies the files under src to dst and returns their sizes by
