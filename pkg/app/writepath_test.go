@@ -126,3 +126,22 @@ func TestStaleMarkersAndSpecialValues(t *testing.T) {
 	got, _ = queryInstant(t, a, "t", "g", base.Add(3*time.Second))
 	require.Equal(t, map[string]float64{}, got)
 }
+
+// TestUnlimitedRateTakesAnyRequestSize: with ingestion_rate 0 (unlimited)
+// the burst size does not cap a request either.
+func TestUnlimitedRateTakesAnyRequestSize(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Limits.IngestionRate = 0
+	cfg.Limits.IngestionBurstSize = 1000
+	a := startApp(t, cfg)
+	req := &prompb.WriteRequest{}
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	for s := 0; s < 100; s++ {
+		var samples []prompb.Sample
+		for i := 0; i < 30; i++ {
+			samples = append(samples, prompb.Sample{Timestamp: base + int64(i)*1000, Value: float64(i)})
+		}
+		req.Timeseries = append(req.Timeseries, series("big", map[string]string{"s": fmt.Sprint(s)}, samples...))
+	}
+	require.NoError(t, pushClient(a, "t").Push(context.Background(), req), "3000 samples, over the burst of 1000")
+}

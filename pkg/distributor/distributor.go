@@ -211,7 +211,8 @@ func (d *Distributor) push(ctx context.Context, tenantID string, req *prompb.Wri
 		}
 	}()
 
-	if samples > 0 && !d.limiter.AllowN(now, tenantID, samples) {
+	// An unlimited rate (0) bounds nothing, not even one request's size.
+	if samples > 0 && !math.IsInf(d.deps.Limits.Limit(tenantID), 1) && !d.limiter.AllowN(now, tenantID, samples) {
 		discarded[validation.ReasonRateLimited] += samples
 		rate := d.deps.Limits.Limit(tenantID)
 		return &rateLimitedError{
