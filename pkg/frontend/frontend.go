@@ -45,7 +45,18 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks the config.
 func (c *Config) Validate() error {
-	return errors.Join(c.Config.Validate(), c.QueryRange.Validate(), c.Sharding.Validate())
+	if err := errors.Join(c.Config.Validate(), c.QueryRange.Validate(), c.Sharding.Validate()); err != nil {
+		return err
+	}
+	// One query can have every part's shards queued at once; a queue that
+	// cannot hold them refuses the tenant's own query with 429.
+	if c.Sharding.Enabled {
+		if n := c.QueryRange.MaxQueryParallelism * c.Sharding.MaxShardedQueries; n > c.Queue.MaxOutstandingPerTenant {
+			return fmt.Errorf("frontend.max_outstanding_requests_per_tenant (%d) must be at least max_query_parallelism × query_sharding.max_sharded_queries (%d) when query sharding is enabled, or one query fills the queue",
+				c.Queue.MaxOutstandingPerTenant, n)
+		}
+	}
+	return nil
 }
 
 // Frontend is the query-frontend: a service (the queue and the gRPC

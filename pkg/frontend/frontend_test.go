@@ -1,0 +1,36 @@
+package frontend
+
+import (
+	"flag"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		change  func(*Config)
+		wantErr string
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"sharding with the default queue", func(c *Config) { c.Sharding.Enabled = true },
+			"frontend.max_outstanding_requests_per_tenant (100) must be at least max_query_parallelism × query_sharding.max_sharded_queries (224) when query sharding is enabled, or one query fills the queue"},
+		{"sharding with room", func(c *Config) { c.Sharding.Enabled = true; c.Queue.MaxOutstandingPerTenant = 224 }, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Config
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			c.RegisterFlags(fs)
+			require.NoError(t, fs.Parse(nil))
+			tc.change(&c)
+			err := c.Validate()
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.EqualError(t, err, tc.wantErr)
+		})
+	}
+}
