@@ -86,6 +86,10 @@ func startChild(t *testing.T, dataDir string) *child {
 		"-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=" + strconv.Itoa(grpcPort),
 		"-ingester.data-dir=" + dataDir, "-ingester.ring.instance-id=child",
 		"-ingester.ring.heartbeat-period=200ms",
+		// Everything else beside it, kept across restarts of the child.
+		"-storage.filesystem.dir=" + filepath.Join(filepath.Dir(dataDir), "bucket"),
+		"-store-gateway.data-dir=" + filepath.Join(filepath.Dir(dataDir), "store-gateway"),
+		"-compactor.data-dir=" + filepath.Join(filepath.Dir(dataDir), "compactor"),
 	}
 	return runChild(t, args, "", fmt.Sprintf("127.0.0.1:%d", httpPort))
 }
