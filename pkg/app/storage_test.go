@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb"
@@ -293,7 +294,14 @@ func TestStoreGatewayReplicas(t *testing.T) {
 		startApp(t, gossip(app.StoreGateway, "store-gateway-1", seed)),
 		startApp(t, gossip(app.StoreGateway, "store-gateway-2", seed)),
 	}
-	eventually(t, 30*time.Second, func() bool { return front.StoreGatewayRing.InstancesCount() == 2 }, "the querier sees both store-gateways")
+	eventually(t, 30*time.Second, func() bool {
+		for _, id := range []string{"store-gateway-1", "store-gateway-2"} {
+			if st, err := front.StoreGatewayRing.GetInstanceState(id); err != nil || st != ring.ACTIVE {
+				return false
+			}
+		}
+		return true
+	}, "the querier sees both store-gateways ACTIVE")
 
 	start := time.Now().Truncate(2 * time.Hour).Add(-2*time.Hour + 10*time.Minute)
 	end := start.Add(30 * time.Minute)
@@ -306,6 +314,8 @@ func TestStoreGatewayReplicas(t *testing.T) {
 		require.NoError(t, g.StoreGateway.SyncNow(context.Background()))
 		require.Equal(t, 1.0, gaugeValue(t, g, "neocortex_storegateway_blocks_loaded"), "each replica serves the block")
 	}
+	r0 := getQuery(t, front, "team", fmt.Sprintf("/prometheus/api/v1/query?query=count(up)&time=%d", end.Unix()))
+	require.Equal(t, http.StatusOK, r0.status, r0.body.Error)
 	want, status := queryRange(t, front, "team", `sum by (job) (up)`, start, end, time.Minute)
 	require.Equal(t, http.StatusOK, status)
 	require.Len(t, want, 2)

@@ -215,26 +215,14 @@ func askStoreGateway(ctx context.Context, q *BlocksQueryable, r *blockRequest, a
 // request's shard, and the series of other shards a store-gateway still
 // sends (an older version) are dropped.
 func (q *blocksQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
-	tenantID, err := tenant.FromContext(ctx)
-	if err != nil {
-		return storage.ErrSeriesSet(err)
-	}
-	hints, matchers, shard, err := selectShard(hints, q.mint, q.maxt, matchers)
-	if err != nil {
-		return storage.ErrSeriesSet(err)
-	}
-	lim := limitsFor(q.q.Limits, tenantID)
-	mint, maxt := q.mint, q.maxt
-	if hints != nil {
-		mint, maxt = max(q.mint, hints.Start), min(q.maxt, hints.End)
-	}
-	mint, maxt, ok, err := checkRange(lim, q.mint, q.maxt, mint, maxt, nil)
+	p, ok, err := planSelect(ctx, q.q.Limits, q.mint, q.maxt, hints, matchers, nil)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
 	if !ok {
 		return storage.EmptySeriesSet()
 	}
+	tenantID, lim, hints, matchers, shard, mint, maxt := p.tenantID, p.lim, p.hints, p.matchers, p.shard, p.mint, p.maxt
 	labelsOnly := hints != nil && hints.Func == "series"
 	pbMatchers := ingesterpb.ToMatchers(matchers)
 	var (

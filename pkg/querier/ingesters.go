@@ -292,9 +292,39 @@ func (q *IngesterQueryable) readSet() (*readSet, error) {
 	return &readSet{ReplicationSet: all, warning: fmt.Sprintf("reading from the %d healthy ingesters only (%v): samples written only to the others may be missing", len(all.Instances), err)}, nil
 }
 
-// timeRange narrows the querier's range to the hints'.
-func (q *ingesterQuerier) timeRange(start, end int64) (int64, int64) {
-	return max(q.mint, start), min(q.maxt, end)
+// selectPlan is what a Select reads: the tenant, its limits, the shard
+// and the time range left after the limits.
+type selectPlan struct {
+	tenantID   string
+	lim        *limits.Limits
+	hints      *storage.SelectHints
+	matchers   []*labels.Matcher
+	shard      Shard
+	mint, maxt int64
+}
+
+// planSelect resolves a Select over a querier of [qmint, qmaxt]: the
+// tenant, the shard matcher, the hints' range and the query-range limits.
+// ok false means nothing is left to read.
+func planSelect(ctx context.Context, o *limits.Overrides, qmint, qmaxt int64, hints *storage.SelectHints, matchers []*labels.Matcher, now func() time.Time) (selectPlan, bool, error) {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return selectPlan{}, false, err
+	}
+	hints, matchers, shard, err := selectShard(hints, qmint, qmaxt, matchers)
+	if err != nil {
+		return selectPlan{}, false, err
+	}
+	lim := limitsFor(o, tenantID)
+	mint, maxt := qmint, qmaxt
+	if hints != nil {
+		mint, maxt = max(qmint, hints.Start), min(qmaxt, hints.End)
+	}
+	mint, maxt, ok, err := checkRange(lim, qmint, qmaxt, mint, maxt, now)
+	if err != nil || !ok {
+		return selectPlan{}, false, err
+	}
+	return selectPlan{tenantID: tenantID, lim: lim, hints: hints, matchers: matchers, shard: shard, mint: mint, maxt: maxt}, true, nil
 }
 
 // Select asks all ingesters and merges their series, removing the samples
@@ -303,26 +333,14 @@ func (q *ingesterQuerier) timeRange(start, end int64) (int64, int64) {
 // the request's shard, and the series of other shards an ingester still
 // sends (an older version) are dropped.
 func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, matchers ...*labels.Matcher) storage.SeriesSet {
-	tenantID, err := tenant.FromContext(ctx)
-	if err != nil {
-		return storage.ErrSeriesSet(err)
-	}
-	hints, matchers, shard, err := selectShard(hints, q.mint, q.maxt, matchers)
-	if err != nil {
-		return storage.ErrSeriesSet(err)
-	}
-	lim := limitsFor(q.q.Limits, tenantID)
-	mint, maxt := q.mint, q.maxt
-	if hints != nil {
-		mint, maxt = q.timeRange(hints.Start, hints.End)
-	}
-	mint, maxt, ok, err := checkRange(lim, q.mint, q.maxt, mint, maxt, q.q.Now)
+	p, ok, err := planSelect(ctx, q.q.Limits, q.mint, q.maxt, hints, matchers, q.q.Now)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
 	if !ok {
 		return storage.EmptySeriesSet()
 	}
+	tenantID, lim, hints, matchers, shard, mint, maxt := p.tenantID, p.lim, p.hints, p.matchers, p.shard, p.mint, p.maxt
 	rs, err := q.q.readSet()
 	if err != nil {
 		return storage.ErrSeriesSet(promql.ErrStorage{Err: err})
