@@ -180,11 +180,6 @@ func (fc *frontendConn) forget(id uint64) {
 	delete(fc.pending, id)
 }
 
-type frontendMsg struct {
-	msg *frontendpb.FrontendToScheduler
-	err error
-}
-
 // FrontendLoop serves a frontend's stream: it enqueues the frontend's
 // queries and cancels them on request. When the stream ends, the frontend's
 // queued queries are dropped and the running ones cancelled.
@@ -209,20 +204,7 @@ func (s *Scheduler) FrontendLoop(stream frontendpb.Scheduler_FrontendLoopServer)
 
 	// Messages are read on their own so that the loop also ends when the
 	// scheduler stops; the reader ends with the stream.
-	msgs := make(chan frontendMsg, 1)
-	go func() {
-		for {
-			m, err := stream.Recv()
-			select {
-			case msgs <- frontendMsg{m, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
+	msgs := frontendpb.Receive(ctx, stream.Recv)
 	for {
 		select {
 		case <-s.stopped:
@@ -230,14 +212,14 @@ func (s *Scheduler) FrontendLoop(stream frontendpb.Scheduler_FrontendLoopServer)
 		case <-ctx.Done():
 			return ctx.Err()
 		case m := <-msgs:
-			if m.err != nil {
-				return m.err
+			if m.Err != nil {
+				return m.Err
 			}
-			switch m.msg.GetType() {
+			switch m.Msg.GetType() {
 			case frontendpb.FrontendToScheduler_ENQUEUE:
-				s.enqueue(ctx, fc, m.msg)
+				s.enqueue(ctx, fc, m.Msg)
 			case frontendpb.FrontendToScheduler_CANCEL:
-				s.cancel(fc, m.msg.GetQueryId())
+				s.cancel(fc, m.Msg.GetQueryId())
 			}
 		}
 	}
@@ -320,11 +302,6 @@ func (s *Scheduler) closeFrontend(fc *frontendConn) {
 	}
 }
 
-type querierMsg struct {
-	msg *frontendpb.QuerierToScheduler
-	err error
-}
-
 // QuerierLoop serves a querier's stream: each message from the querier says
 // it is ready, and gets one query.
 func (s *Scheduler) QuerierLoop(stream frontendpb.Scheduler_QuerierLoopServer) error {
@@ -343,20 +320,7 @@ func (s *Scheduler) QuerierLoop(stream frontendpb.Scheduler_QuerierLoopServer) e
 	// The querier's messages are read on their own so that its death or a
 	// cancelled query are noticed while a query runs. The reader ends with
 	// the stream, when this handler returns at the latest.
-	msgs := make(chan querierMsg, 1)
-	go func() {
-		for {
-			m, err := stream.Recv()
-			select {
-			case msgs <- querierMsg{m, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
+	msgs := frontendpb.Receive(ctx, stream.Recv)
 
 	last := queue.FirstPosition
 	for {
@@ -380,7 +344,7 @@ func (s *Scheduler) QuerierLoop(stream frontendpb.Scheduler_QuerierLoopServer) e
 
 // runOn hands r to the querier and waits until the querier is ready again.
 // An error means the stream is broken; the frontend is then told.
-func (s *Scheduler) runOn(ctx context.Context, querierID string, stream frontendpb.Scheduler_QuerierLoopServer, msgs <-chan querierMsg, r *request) error {
+func (s *Scheduler) runOn(ctx context.Context, querierID string, stream frontendpb.Scheduler_QuerierLoopServer, msgs <-chan frontendpb.Received[*frontendpb.QuerierToScheduler], r *request) error {
 	s.mtx.Lock()
 	s.running++
 	s.mtx.Unlock()
@@ -414,8 +378,8 @@ func (s *Scheduler) runOn(ctx context.Context, querierID string, stream frontend
 	for {
 		select {
 		case m := <-msgs:
-			if m.err != nil {
-				return fail(m.err)
+			if m.Err != nil {
+				return fail(m.Err)
 			}
 			return nil // ready: the result went to the frontend
 		case <-cancelled:

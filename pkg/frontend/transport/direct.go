@@ -49,11 +49,6 @@ func (f *Frontend) roundTripDirect(ctx context.Context, tenantID string, req *fr
 	}
 }
 
-type processMsg struct {
-	msg *frontendpb.ClientToFrontend
-	err error
-}
-
 // Process serves a querier's stream in direct mode: it hands the querier
 // one queued request at a time and delivers its answers.
 func (f *Frontend) Process(stream frontendpb.Frontend_ProcessServer) error {
@@ -75,20 +70,7 @@ func (f *Frontend) Process(stream frontendpb.Frontend_ProcessServer) error {
 	// Answers are read on their own so that a querier's death or a
 	// cancelled request are noticed while a request runs. The reader ends
 	// with the stream, when this handler returns at the latest.
-	msgs := make(chan processMsg, 1)
-	go func() {
-		for {
-			m, err := stream.Recv()
-			select {
-			case msgs <- processMsg{m, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
+	msgs := frontendpb.Receive(ctx, stream.Recv)
 
 	last := queue.FirstPosition
 	for {
@@ -112,7 +94,7 @@ func (f *Frontend) Process(stream frontendpb.Frontend_ProcessServer) error {
 
 // processOne sends r to the querier and delivers its answer. An error means
 // the stream is broken.
-func (f *Frontend) processOne(ctx context.Context, stream frontendpb.Frontend_ProcessServer, msgs <-chan processMsg, r *request) error {
+func (f *Frontend) processOne(ctx context.Context, stream frontendpb.Frontend_ProcessServer, msgs <-chan frontendpb.Received[*frontendpb.ClientToFrontend], r *request) error {
 	err := stream.Send(&frontendpb.FrontendToClient{
 		Type:         frontendpb.FrontendToClient_HTTP_REQUEST,
 		HttpRequest:  r.req,
@@ -127,15 +109,15 @@ func (f *Frontend) processOne(ctx context.Context, stream frontendpb.Frontend_Pr
 	for {
 		select {
 		case m := <-msgs:
-			if m.err != nil {
-				r.deliver(result{err: fmt.Errorf("%w: %w", ErrQuerierFailed, m.err)})
-				return m.err
+			if m.Err != nil {
+				r.deliver(result{err: fmt.Errorf("%w: %w", ErrQuerierFailed, m.Err)})
+				return m.Err
 			}
-			if m.msg.GetHttpResponse() == nil {
+			if m.Msg.GetHttpResponse() == nil {
 				r.deliver(result{err: fmt.Errorf("%w: answer without a response", ErrQuerierFailed)})
 				return status.Error(codes.InvalidArgument, "answer without a response")
 			}
-			r.deliver(result{resp: m.msg.GetHttpResponse(), stats: m.msg.GetStats()})
+			r.deliver(result{resp: m.Msg.GetHttpResponse(), stats: m.Msg.GetStats()})
 			return nil
 		case <-cancelled:
 			// The querier still answers; the answer is dropped.
