@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/grafana/dskit/httpgrpc"
@@ -140,24 +142,32 @@ func New(cfg Config, deps Deps) *Distributor {
 // series are dropped and reported in a 400 error once the valid ones are
 // stored, as the remote-write specification asks.
 func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.WriteRequest) error {
-	return d.push(ctx, tenantID, req, nil)
+	pr := &pushRequest{req: *req} // the caller's memory: never pooled
+	pr.refs.Store(1)
+	return d.push(ctx, tenantID, pr)
 }
 
 // push is Push with, optionally, each series' encoding as received: the
 // series that validation leaves unchanged are forwarded as they came.
-func (d *Distributor) push(ctx context.Context, tenantID string, req *prompb.WriteRequest, raw [][]byte) error {
+func (d *Distributor) push(ctx context.Context, tenantID string, pr *pushRequest) error {
 	lim := d.deps.Limits.For(tenantID)
 	now := d.now()
+	req, raw := &pr.req, pr.raw
 
 	var (
 		firstInvalid *validation.Error
 		invalid      int
 		discarded    = map[string]int{}
-		keys         = make([]uint32, 0, len(req.Timeseries))
-		valid        = make([]prompb.TimeSeries, 0, len(req.Timeseries))
-		validRaw     = make([][]byte, 0, len(req.Timeseries))
-		samples      int
+		keys         = pr.keys[:0]
+		// The valid series are moved to the front of req.Timeseries (and
+		// their encodings to the front of raw): nothing else reads them.
+		valid    = req.Timeseries[:0]
+		validRaw [][]byte
+		samples  int
 	)
+	if raw != nil {
+		validRaw = raw[:0]
+	}
 	discard := func(e *validation.Error, n int) {
 		if n == 0 {
 			return
@@ -187,10 +197,12 @@ func (d *Distributor) push(ctx context.Context, tenantID string, req *prompb.Wri
 		samples += n
 		keys = append(keys, seriesToken(tenantID, ts.Labels))
 		valid = append(valid, ts)
-		if raw != nil && n == before {
-			validRaw = append(validRaw, raw[i])
-		} else {
-			validRaw = append(validRaw, nil) // changed: encode again
+		if raw != nil {
+			if n == before {
+				validRaw = append(validRaw, raw[i])
+			} else {
+				validRaw = append(validRaw, nil) // changed: encode again
+			}
 		}
 	}
 
@@ -223,7 +235,8 @@ func (d *Distributor) push(ctx context.Context, tenantID string, req *prompb.Wri
 	}
 
 	if len(keys) > 0 {
-		if err := d.send(ctx, tenantID, valid, validRaw, metadata, keys); err != nil {
+		pr.keys = keys
+		if err := d.send(ctx, tenantID, pr, valid, validRaw, metadata, keys); err != nil {
 			return err
 		}
 		d.metrics.receivedSamples.WithLabelValues(tenantID).Add(float64(samples))
@@ -239,9 +252,10 @@ func (d *Distributor) push(ctx context.Context, tenantID string, req *prompb.Wri
 // caller's context ends, within the remote timeout, so that a client that
 // hangs up does not leave replicas half written.
 //
-// keys holds the tokens of the series, then of the metadata; raw[i], if not
-// nil, is the encoding of series[i].
-func (d *Distributor) send(ctx context.Context, tenantID string, series []prompb.TimeSeries, raw [][]byte, metadata []prompb.MetricMetadata, keys []uint32) error {
+// keys holds the tokens of the series, then of the metadata; raw (nil or
+// as long as series) holds the encoding of series[i], or nil. They all
+// live in pr, which send holds until the last RPC has ended.
+func (d *Distributor) send(ctx context.Context, tenantID string, pr *pushRequest, series []prompb.TimeSeries, raw [][]byte, metadata []prompb.MetricMetadata, keys []uint32) error {
 	// Two contexts: DoBatch waits on waitCtx, the RPCs run on rpcCtx, which
 	// ends once every RPC has (Cleanup). Were they one, Cleanup's cancel
 	// could race DoBatch's report of success and turn it into "context
@@ -250,6 +264,11 @@ func (d *Distributor) send(ctx context.Context, tenantID string, series []prompb
 	waitCtx, cancelWait := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
 	defer cancelWait()
 	rpcCtx, cancelRPCs := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
+	pr.retain()
+	cleanup := func() {
+		cancelRPCs()
+		pr.release()
+	}
 	err := ring.DoBatchWithOptions(waitCtx, ring.Write, d.deps.Ring, keys, func(ing ring.InstanceDesc, idx []int) error {
 		if d.local != nil && ing.Addr == d.local.Addr() {
 			err := d.local.PushWriteRequest(rpcCtx, tenantID, subset(series, metadata, idx))
@@ -258,7 +277,10 @@ func (d *Distributor) send(ctx context.Context, tenantID string, series []prompb
 			}
 			return err
 		}
-		buf, err := encodeRequest(series, raw, metadata, idx)
+		bp := encodeBuffers.Get().(*[]byte)
+		defer putEncodeBuffer(bp)
+		buf, err := encodeRequest((*bp)[:0], series, raw, metadata, idx)
+		*bp = buf
 		if err != nil {
 			return fmt.Errorf("encode push to ingester %s: %w", ing.Id, err)
 		}
@@ -266,13 +288,14 @@ func (d *Distributor) send(ctx context.Context, tenantID string, series []prompb
 		if err != nil {
 			return fmt.Errorf("connect to ingester %s: %w", ing.Id, err)
 		}
+		// The message is marshalled before Push returns: buf can be reused.
 		_, err = c.(*client.Client).Push(rpcCtx, &ingesterpb.PushRequest{WriteRequest: buf})
 		if err != nil {
 			d.metrics.ingesterPushFailures.WithLabelValues(ing.Id).Inc()
 			d.logger.Debug("push to ingester failed", "tenant", tenantID, "ingester", ing.Id, "err", err)
 		}
 		return err
-	}, ring.DoBatchOptions{Cleanup: cancelRPCs, IsClientError: isClientError})
+	}, ring.DoBatchOptions{Cleanup: cleanup, IsClientError: isClientError})
 	if err != nil {
 		if isClientError(err) {
 			return err
@@ -306,6 +329,11 @@ func retryAfter(n int, rate float64) int {
 
 // subset is the WriteRequest of the items idx (series, then metadata).
 func subset(series []prompb.TimeSeries, metadata []prompb.MetricMetadata, idx []int) *prompb.WriteRequest {
+	if len(idx) == len(series)+len(metadata) {
+		// Everything, as with a single ingester: DoBatch lists the items in
+		// order, so the request is the same.
+		return &prompb.WriteRequest{Timeseries: series, Metadata: metadata}
+	}
 	wr := &prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, 0, len(idx))}
 	for _, i := range idx {
 		if i < len(series) {
@@ -317,23 +345,40 @@ func subset(series []prompb.TimeSeries, metadata []prompb.MetricMetadata, idx []
 	return wr
 }
 
-// encodeRequest encodes the WriteRequest of the items idx (series, then
-// metadata) for one ingester, copying the series that arrived encoded.
-func encodeRequest(series []prompb.TimeSeries, raw [][]byte, metadata []prompb.MetricMetadata, idx []int) ([]byte, error) {
+// encodeBuffers recycles the buffers that requests to ingesters are encoded
+// into; see maxPooledRequestBytes.
+var encodeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+func putEncodeBuffer(bp *[]byte) {
+	if cap(*bp) <= maxPooledRequestBytes {
+		encodeBuffers.Put(bp)
+	}
+}
+
+// encodeRequest appends to buf the encoded WriteRequest of the items idx
+// (series, then metadata) for one ingester, copying the series that arrived
+// encoded: raw, if not nil, holds the encoding of series[i] or nil.
+func encodeRequest(buf []byte, series []prompb.TimeSeries, raw [][]byte, metadata []prompb.MetricMetadata, idx []int) ([]byte, error) {
+	rawOf := func(i int) []byte {
+		if i < len(raw) {
+			return raw[i]
+		}
+		return nil
+	}
 	size := 0
 	for _, i := range idx {
 		var n int
 		switch {
 		case i >= len(series):
 			n = metadata[i-len(series)].Size()
-		case raw[i] != nil:
+		case rawOf(i) != nil:
 			n = len(raw[i])
 		default:
 			n = series[i].Size()
 		}
 		size += protowire.SizeTag(1) + protowire.SizeBytes(n)
 	}
-	buf := make([]byte, 0, size)
+	buf = slices.Grow(buf[:0], size)
 	for _, i := range idx {
 		var (
 			field protowire.Number = 1 // WriteRequest.timeseries
@@ -344,13 +389,13 @@ func encodeRequest(series []prompb.TimeSeries, raw [][]byte, metadata []prompb.M
 		case i >= len(series):
 			field = 3 // WriteRequest.metadata
 			b, err = metadata[i-len(series)].Marshal()
-		case raw[i] != nil:
+		case rawOf(i) != nil:
 			b = raw[i]
 		default:
 			b, err = series[i].Marshal()
 		}
 		if err != nil {
-			return nil, err
+			return buf, err
 		}
 		buf = protowire.AppendTag(buf, field, protowire.BytesType)
 		buf = protowire.AppendBytes(buf, b)

@@ -41,7 +41,7 @@ const (
 
 // benchLimits are the default limits without an ingestion rate limit, which a
 // benchmark pushing millions of samples per second would hit.
-func benchLimits(b *testing.B) *limits.Overrides {
+func benchLimits(b testing.TB) *limits.Overrides {
 	b.Helper()
 	var l limits.Limits
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -53,7 +53,7 @@ func benchLimits(b *testing.B) *limits.Overrides {
 	return limits.NewOverrides(l, nil)
 }
 
-func newBenchDistributor(b *testing.B, r IngesterRing, clients ClientPool) *Distributor {
+func newBenchDistributor(b testing.TB, r IngesterRing, clients ClientPool) *Distributor {
 	b.Helper()
 	reg := prometheus.NewRegistry()
 	return New(Config{MaxRecvMsgSize: 100 << 20, RemoteTimeout: 5 * time.Second}, Deps{
@@ -83,13 +83,15 @@ func BenchmarkDecode(b *testing.B) {
 		}
 		r.Header.Set("Content-Type", "application/x-protobuf")
 		r.Header.Set("Content-Encoding", "snappy")
-		req, _, _, err := d.decode(r)
-		if err != nil {
+		// As the handler does: into a pooled request, released once done.
+		pr := getPushRequest()
+		if _, err := d.decode(r, pr); err != nil {
 			b.Fatal(err)
 		}
-		if len(req.Timeseries) != benchSeriesPerRequest {
-			b.Fatalf("decoded %d series, want %d", len(req.Timeseries), benchSeriesPerRequest)
+		if len(pr.req.Timeseries) != benchSeriesPerRequest {
+			b.Fatalf("decoded %d series, want %d", len(pr.req.Timeseries), benchSeriesPerRequest)
 		}
+		pr.release()
 	}
 	m.Report(b.N * benchSeriesPerRequest)
 }
@@ -167,23 +169,21 @@ func BenchmarkPushEndToEnd(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			var (
-				req prompb.WriteRequest
-				raw [][]byte
-			)
-			if err := remotewrite.UnmarshalRaw(enc, &req, &raw); err != nil {
+			// push filters the series of its request in place; all are
+			// valid, so the request stays the same and can be pushed again.
+			// It is never released, lest the pool recycle it.
+			pr := getPushRequest()
+			if err := pr.arena.Unmarshal(enc, &pr.req, &pr.raw); err != nil {
 				b.Fatal(err)
 			}
 			ctx := context.Background()
 			// Connect and warm up before measuring.
-			if err := d.push(ctx, benchTenant, &req, raw); err != nil {
+			if err := d.push(ctx, benchTenant, pr); err != nil {
 				b.Fatal(err)
 			}
 			m := remotewritetest.NewMeter(b)
 			for b.Loop() {
-				// push filters the samples of req in place; all are valid, so
-				// req is unchanged and can be pushed again.
-				if err := d.push(ctx, benchTenant, &req, raw); err != nil {
+				if err := d.push(ctx, benchTenant, pr); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -231,7 +231,7 @@ func (noopIngester) Push(context.Context, *ingesterpb.PushRequest) (*ingesterpb.
 
 // startNoopIngester serves a noopIngester on a free loopback port until the
 // benchmark ends and returns its address.
-func startNoopIngester(b *testing.B) string {
+func startNoopIngester(b testing.TB) string {
 	b.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

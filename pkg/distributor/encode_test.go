@@ -25,20 +25,27 @@ func TestEncodeRequest(t *testing.T) {
 	metadata := []prompb.MetricMetadata{{MetricFamilyName: "a", Type: prompb.MetricMetadata_COUNTER, Help: "A."}}
 
 	for _, tc := range []struct {
-		name string
-		idx  []int
-		want prompb.WriteRequest
+		name  string
+		idx   []int
+		noRaw bool // no series arrived encoded (Distributor.Push)
+		want  prompb.WriteRequest
 	}{
-		{"raw series", []int{0}, prompb.WriteRequest{Timeseries: []prompb.TimeSeries{mk("a", 1)}}},
-		{"encoded again", []int{1}, prompb.WriteRequest{Timeseries: []prompb.TimeSeries{mk("b", 2)}}},
-		{"mixed with metadata", []int{0, 1, 2, 3}, prompb.WriteRequest{
+		{"raw series", []int{0}, false, prompb.WriteRequest{Timeseries: []prompb.TimeSeries{mk("a", 1)}}},
+		{"encoded again", []int{1}, false, prompb.WriteRequest{Timeseries: []prompb.TimeSeries{mk("b", 2)}}},
+		{"mixed with metadata", []int{0, 1, 2, 3}, false, prompb.WriteRequest{
 			Timeseries: []prompb.TimeSeries{mk("a", 1), mk("b", 2), mk("c-as-received", 30)},
 			Metadata:   metadata,
 		}},
-		{"metadata only", []int{3}, prompb.WriteRequest{Metadata: metadata}},
+		{"metadata only", []int{3}, false, prompb.WriteRequest{Metadata: metadata}},
+		{"nothing encoded", []int{0, 2}, true, prompb.WriteRequest{Timeseries: []prompb.TimeSeries{mk("a", 1), mk("c", 3)}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			buf, err := encodeRequest(series, raw, metadata, tc.idx)
+			r := raw
+			if tc.noRaw {
+				r = nil
+			}
+			// Into a recycled buffer, whose old bytes must not show.
+			buf, err := encodeRequest([]byte("stale bytes"), series, r, metadata, tc.idx)
 			require.NoError(t, err)
 			var got prompb.WriteRequest
 			require.NoError(t, got.Unmarshal(buf))

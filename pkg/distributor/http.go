@@ -1,18 +1,16 @@
 package distributor
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/prometheus/prompb"
 
-	"github.com/neocortex-metrics/neocortex/pkg/remotewrite"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
 )
 
@@ -32,13 +30,16 @@ func (d *Distributor) PushHandler() http.Handler {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
-		req, raw, status, err := d.decode(r)
-		if err != nil {
+		pr := getPushRequest()
+		// Released once answered: the error messages below may quote labels
+		// that point into the request's buffers.
+		defer pr.release()
+		if status, err := d.decode(r, pr); err != nil {
 			d.metrics.rejectedRequests.WithLabelValues(tenantID, strconv.Itoa(status)).Inc()
 			http.Error(w, err.Error(), status)
 			return
 		}
-		if err := d.push(r.Context(), tenantID, req, raw); err != nil {
+		if err := d.push(r.Context(), tenantID, pr); err != nil {
 			status, msg, retryAfter := httpError(err)
 			if retryAfter > 0 {
 				w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
@@ -54,56 +55,58 @@ func (d *Distributor) PushHandler() http.Handler {
 	})
 }
 
-// decode reads and decodes the body of a remote-write request, returning the
-// HTTP status that fits when it cannot.
-// The raw encoding of each series comes along (see remotewrite.UnmarshalRaw).
-func (d *Distributor) decode(r *http.Request) (*prompb.WriteRequest, [][]byte, int, error) {
+// decode reads and decodes the body of a remote-write request into pr,
+// returning the HTTP status that fits when it cannot. The raw encoding of
+// each series comes along (see remotewrite.UnmarshalRaw).
+func (d *Distributor) decode(r *http.Request, pr *pushRequest) (int, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil || mt != rw1ContentType {
-			return nil, nil, http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Type %q: remote write needs %s", ct, rw1ContentType)
+			return http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Type %q: remote write needs %s", ct, rw1ContentType)
 		}
 		switch proto := params["proto"]; proto {
 		case "", rw1ProtoParam:
 		case rw2ProtoParam:
-			return nil, nil, http.StatusUnsupportedMediaType, fmt.Errorf("remote write 2.0 (proto=%s) is not supported yet; send remote write 1.0 (proto=%s)", rw2ProtoParam, rw1ProtoParam)
+			return http.StatusUnsupportedMediaType, fmt.Errorf("remote write 2.0 (proto=%s) is not supported yet; send remote write 1.0 (proto=%s)", rw2ProtoParam, rw1ProtoParam)
 		default:
-			return nil, nil, http.StatusUnsupportedMediaType, fmt.Errorf("unsupported protobuf message %q: send proto=%s", proto, rw1ProtoParam)
+			return http.StatusUnsupportedMediaType, fmt.Errorf("unsupported protobuf message %q: send proto=%s", proto, rw1ProtoParam)
 		}
 	}
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
-		return nil, nil, http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Encoding %q: remote write bodies are snappy-compressed", enc)
+		return http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Encoding %q: remote write bodies are snappy-compressed", enc)
 	}
 	limit := int64(d.cfg.MaxRecvMsgSize)
 	if r.ContentLength > limit {
-		return nil, nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, limit)
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, limit)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
-	if err != nil {
+	if r.ContentLength > 0 {
+		pr.body.Grow(int(r.ContentLength) + bytes.MinRead) // room for the final read that sees EOF
+	}
+	if _, err := pr.body.ReadFrom(http.MaxBytesReader(nil, r.Body, limit)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than the limit of %d bytes", limit)
+			return http.StatusRequestEntityTooLarge, fmt.Errorf("request body is larger than the limit of %d bytes", limit)
 		}
-		return nil, nil, http.StatusBadRequest, fmt.Errorf("read request body: %w", err)
+		return http.StatusBadRequest, fmt.Errorf("read request body: %w", err)
 	}
+	body := pr.body.Bytes()
 	n, err := snappy.DecodedLen(body)
 	if err != nil {
-		return nil, nil, http.StatusBadRequest, fmt.Errorf("body is not snappy block-compressed: %w", err)
+		return http.StatusBadRequest, fmt.Errorf("body is not snappy block-compressed: %w", err)
 	}
 	if int64(n) > limit {
-		return nil, nil, http.StatusRequestEntityTooLarge, fmt.Errorf("decompressed request of %d bytes is larger than the limit of %d bytes", n, limit)
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("decompressed request of %d bytes is larger than the limit of %d bytes", n, limit)
 	}
-	buf, err := snappy.Decode(nil, body)
+	if cap(pr.decoded) < n {
+		pr.decoded = make([]byte, n)
+	}
+	buf, err := snappy.Decode(pr.decoded[:cap(pr.decoded)], body)
 	if err != nil {
-		return nil, nil, http.StatusBadRequest, fmt.Errorf("body is not snappy block-compressed: %w", err)
+		return http.StatusBadRequest, fmt.Errorf("body is not snappy block-compressed: %w", err)
 	}
-	var (
-		req prompb.WriteRequest
-		raw [][]byte
-	)
-	// The request's strings point into buf, which lives as long as they do.
-	if err := remotewrite.UnmarshalRaw(buf, &req, &raw); err != nil {
-		return nil, nil, http.StatusBadRequest, fmt.Errorf("body is not a protobuf remote-write WriteRequest: %w", err)
+	// The request's strings point into buf, which lives as long as pr.
+	if err := pr.arena.Unmarshal(buf, &pr.req, &pr.raw); err != nil {
+		return http.StatusBadRequest, fmt.Errorf("body is not a protobuf remote-write WriteRequest: %w", err)
 	}
-	return &req, raw, 0, nil
+	return 0, nil
 }

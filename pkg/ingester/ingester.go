@@ -330,6 +330,11 @@ func (i *Ingester) openDB(tenant string) (*userDB, error) {
 	// Each head series keeps its labels' stable hash, so that queries for
 	// one hash shard (querier.ShardLabel) select it from the postings.
 	opts.EnableSharding = true
+	// Isolation would keep a ring of append IDs in every series (about 40
+	// bytes each) and track each append, so that a query never sees part of
+	// one: a remote-write request is not a transaction to its sender, and
+	// queries read recent data from several replicas anyway.
+	opts.IsolationDisabled = true
 	dir := filepath.Join(i.cfg.DataDir, tenant)
 	logger := i.logger.With("tenant", tenant)
 	var ship *shipper

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/grafana/dskit/httpgrpc"
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -26,16 +27,27 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 	if err != nil {
 		return nil, httpgrpc.Errorf(http.StatusUnauthorized, "%s", err)
 	}
-	var wr prompb.WriteRequest
-	// Label strings point into req.WriteRequest; see PushWriteRequest.
-	if err := remotewrite.Unmarshal(req.WriteRequest, &wr); err != nil {
+	d := decodeBuffers.Get().(*decodeBuffer)
+	defer decodeBuffers.Put(d)
+	// Label strings point into req.WriteRequest; nothing of wr is kept
+	// beyond PushWriteRequest, and its errors are formatted anew.
+	if err := d.arena.Unmarshal(req.WriteRequest, &d.wr, nil); err != nil {
 		return nil, httpgrpc.Errorf(http.StatusBadRequest, "decode write request: %s", err)
 	}
-	if err := i.PushWriteRequest(ctx, tenantID, &wr); err != nil {
+	if err := i.PushWriteRequest(ctx, tenantID, &d.wr); err != nil {
 		return nil, err
 	}
 	return &ingesterpb.PushResponse{}, nil
 }
+
+// decodeBuffer is the memory one Push decodes its request into, pooled so
+// that series, labels and samples are not allocated anew for every request.
+type decodeBuffer struct {
+	arena remotewrite.Arena
+	wr    prompb.WriteRequest
+}
+
+var decodeBuffers = sync.Pool{New: func() any { return new(decodeBuffer) }}
 
 // Addr is the address this ingester advertises in the ring.
 func (i *Ingester) Addr() string { return i.deps.Addr }

@@ -35,28 +35,53 @@ const (
 // Exemplars, histograms and metadata, rare on the hot path, are decoded by
 // the generated code.
 func Unmarshal(buf []byte, req *prompb.WriteRequest) error {
-	return unmarshal(buf, req, nil)
+	var a Arena
+	return a.Unmarshal(buf, req, nil)
 }
 
 // UnmarshalRaw is Unmarshal that also sets *raw[i] to the encoded bytes of
 // req.Timeseries[i] (within buf), so that an unchanged series can be
 // forwarded without encoding it again.
 func UnmarshalRaw(buf []byte, req *prompb.WriteRequest, raw *[][]byte) error {
-	return unmarshal(buf, req, raw)
+	var a Arena
+	return a.Unmarshal(buf, req, raw)
 }
 
-func unmarshal(buf []byte, req *prompb.WriteRequest, raw *[][]byte) error {
+// Arena is the memory that decoded requests live in: the series, their
+// labels and samples, and the raw encodings. Decoding the next request into
+// the same Arena reuses it instead of allocating anew, so a receiver that
+// keeps one Arena per request in flight (in a sync.Pool, say) allocates
+// next to nothing per request. What an earlier Unmarshal returned is
+// overwritten: the caller must be done with it. The zero Arena is ready
+// to use; an Arena is not safe for concurrent use.
+type Arena struct {
+	series  []prompb.TimeSeries
+	raw     [][]byte
+	labels  []prompb.Label
+	samples []prompb.Sample
+}
+
+// Unmarshal is UnmarshalRaw (Unmarshal if raw is nil) into the arena's
+// memory. req.Timeseries and *raw are set to the arena's slices.
+func (a *Arena) Unmarshal(buf []byte, req *prompb.WriteRequest, raw *[][]byte) error {
 	nSeries, nLabels, nSamples, err := count(buf)
 	if err != nil {
 		return err
 	}
-	req.Timeseries = make([]prompb.TimeSeries, 0, nSeries)
+	req.Timeseries = grow(a.series, nSeries)
 	if raw != nil {
-		*raw = make([][]byte, 0, nSeries)
+		*raw = grow(a.raw, nSeries)
 	}
 	req.Metadata = req.Metadata[:0]
-	labelArena := make([]prompb.Label, 0, nLabels)
-	sampleArena := make([]prompb.Sample, 0, nSamples)
+	labelArena := grow(a.labels, nLabels)
+	sampleArena := grow(a.samples, nSamples)
+	// Keep what was grown for the next request, whatever happens below.
+	defer func() {
+		a.series, a.labels, a.samples = req.Timeseries[:0], labelArena[:0], sampleArena[:0]
+		if raw != nil {
+			a.raw = (*raw)[:0]
+		}
+	}()
 	for len(buf) > 0 {
 		num, typ, n := consumeTag(buf)
 		if n < 0 {
@@ -70,11 +95,11 @@ func unmarshal(buf []byte, req *prompb.WriteRequest, raw *[][]byte) error {
 				return protowire.ParseError(n)
 			}
 			buf = buf[n:]
-			var ts prompb.TimeSeries
-			if labelArena, sampleArena, err = decodeSeries(b, &ts, labelArena, sampleArena); err != nil {
-				return fmt.Errorf("series %d: %w", len(req.Timeseries), err)
+			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{})
+			ts := &req.Timeseries[len(req.Timeseries)-1]
+			if labelArena, sampleArena, err = decodeSeries(b, ts, labelArena, sampleArena); err != nil {
+				return fmt.Errorf("series %d: %w", len(req.Timeseries)-1, err)
 			}
-			req.Timeseries = append(req.Timeseries, ts)
 			if raw != nil {
 				*raw = append(*raw, b)
 			}
@@ -98,6 +123,14 @@ func unmarshal(buf []byte, req *prompb.WriteRequest, raw *[][]byte) error {
 		}
 	}
 	return nil
+}
+
+// grow returns s emptied, with room for n elements.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, 0, n)
+	}
+	return s[:0]
 }
 
 // count walks buf once to size the arenas.

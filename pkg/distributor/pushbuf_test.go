@@ -1,0 +1,101 @@
+package distributor
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/neocortex-metrics/neocortex/pkg/ingester/client"
+	"github.com/neocortex-metrics/neocortex/pkg/remotewrite"
+	"github.com/neocortex-metrics/neocortex/pkg/tenant"
+)
+
+// slowLocalIngester is the in-process replica that answers last: it hands
+// each request it is given to the test and holds it until proceed closes.
+type slowLocalIngester struct {
+	addr    string
+	arrived chan *prompb.WriteRequest
+	proceed chan struct{}
+}
+
+func (s *slowLocalIngester) Addr() string { return s.addr }
+
+func (s *slowLocalIngester) PushWriteRequest(_ context.Context, _ string, wr *prompb.WriteRequest) error {
+	s.arrived <- wr
+	<-s.proceed
+	return nil
+}
+
+// names returns the metric names of wr's series.
+func names(wr *prompb.WriteRequest) []string {
+	var ns []string
+	for _, ts := range wr.Timeseries {
+		ns = append(ns, ts.Labels[0].Value)
+	}
+	return ns
+}
+
+// TestPooledRequestOutlivesTheAnswer pushes through the HTTP handler with
+// RF=3, where two remote replicas answer at once and the third, in-process,
+// only after the handler has answered and a second request has been
+// decoded. The third replica must still see the first request's series:
+// the buffers of a request are recycled only once its last RPC has ended.
+func TestPooledRequestOutlivesTheAnswer(t *testing.T) {
+	local := &slowLocalIngester{addr: "local:9095", arrived: make(chan *prompb.WriteRequest, 2), proceed: make(chan struct{})}
+	r := &benchRing{maxErrors: 1, instances: []ring.InstanceDesc{{Id: "local", Addr: local.addr, State: ring.ACTIVE, Timestamp: time.Now().Unix()}}}
+	pool := benchClientPool{}
+	for i := range 2 {
+		addr := startNoopIngester(t)
+		c, err := client.Dial(client.Config{MaxRecvMsgSize: 100 << 20, MaxSendMsgSize: 100 << 20}, addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		pool[addr] = c
+		r.instances = append(r.instances, ring.InstanceDesc{Id: fmt.Sprintf("remote-%d", i), Addr: addr, State: ring.ACTIVE, Timestamp: time.Now().Unix()})
+	}
+	d := newBenchDistributor(t, r, pool)
+	d.SetLocalIngester(local)
+	h := d.PushHandler()
+
+	push := func(metric string) int {
+		now := time.Now().UnixMilli()
+		var wr prompb.WriteRequest
+		for i := range 5 {
+			wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
+				Labels:  []prompb.Label{{Name: "__name__", Value: metric}, {Name: "i", Value: fmt.Sprint(i)}},
+				Samples: []prompb.Sample{{Timestamp: now, Value: float64(i)}},
+			})
+		}
+		body, err := remotewrite.Encode(&wr)
+		require.NoError(t, err)
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(body))
+		req = req.WithContext(tenant.WithTenant(req.Context(), "t"))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	want := func(metric string) []string {
+		names := make([]string, 5)
+		for i := range names {
+			names[i] = metric
+		}
+		return names
+	}
+
+	require.Equal(t, http.StatusNoContent, push("first_aaaaaaaaaaaa")) // quorum from the remote replicas
+	first := <-local.arrived                                           // still held by the local replica
+	done := make(chan int)
+	go func() { done <- push("second_bbbbbbbbbbb") }()
+	second := <-local.arrived // decoded while the first is still held
+	require.Equal(t, want("first_aaaaaaaaaaaa"), names(first))
+	require.Equal(t, want("second_bbbbbbbbbbb"), names(second))
+	close(local.proceed)
+	require.Equal(t, http.StatusNoContent, <-done)
+}
