@@ -26,7 +26,6 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/client"
-	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
 	"github.com/neocortex-metrics/neocortex/pkg/limits"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
 	"github.com/neocortex-metrics/neocortex/pkg/validation"
@@ -278,18 +277,19 @@ func (d *Distributor) send(ctx context.Context, tenantID string, pr *pushRequest
 			return err
 		}
 		bp := encodeBuffers.Get().(*[]byte)
-		defer putEncodeBuffer(bp)
-		buf, err := encodeRequest((*bp)[:0], series, raw, metadata, idx)
-		*bp = buf
+		var err error
+		*bp, err = encodeRequest((*bp)[:0], series, raw, metadata, idx)
 		if err != nil {
+			putEncodeBuffer(bp)
 			return fmt.Errorf("encode push to ingester %s: %w", ing.Id, err)
 		}
 		c, err := d.deps.Clients.GetClientForInstance(ing)
 		if err != nil {
+			putEncodeBuffer(bp)
 			return fmt.Errorf("connect to ingester %s: %w", ing.Id, err)
 		}
-		// The message is marshalled before Push returns: buf can be reused.
-		_, err = c.(*client.Client).Push(rpcCtx, &ingesterpb.PushRequest{WriteRequest: buf})
+		// gRPC hands bp back once it is written out.
+		err = c.(*client.Client).PushEncoded(rpcCtx, bp, encodeBufferPool{})
 		if err != nil {
 			d.metrics.ingesterPushFailures.WithLabelValues(ing.Id).Inc()
 			d.logger.Debug("push to ingester failed", "tenant", tenantID, "ingester", ing.Id, "err", err)
@@ -354,6 +354,17 @@ func putEncodeBuffer(bp *[]byte) {
 		encodeBuffers.Put(bp)
 	}
 }
+
+// encodeBufferPool lets gRPC hand encodeBuffers back (mem.BufferPool).
+type encodeBufferPool struct{}
+
+func (encodeBufferPool) Get(n int) *[]byte {
+	bp := encodeBuffers.Get().(*[]byte)
+	*bp = slices.Grow((*bp)[:0], n)[:n]
+	return bp
+}
+
+func (encodeBufferPool) Put(bp *[]byte) { putEncodeBuffer(bp) }
 
 // encodeRequest appends to buf the encoded WriteRequest of the items idx
 // (series, then metadata) for one ingester, copying the series that arrived
