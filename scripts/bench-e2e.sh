@@ -35,8 +35,10 @@ figure() { echo "$1: $(awk -v k="$2:" '$1 == k {print $2}' "$3")"; }
 loadgen() { "$work/loadgen" -url "http://$http/api/v1/push" -query-url "http://$http/prometheus" -report-interval 0 -server-pid "$pid" "$@"; }
 
 # 1. Steady ingest: 100k active series × 10 labels, 1000 series per request,
-#    4 senders, one sample per series every 5s (20k samples/s).
+#    4 senders, one sample per series every 5s (20k samples/s). A warm-up run
+#    first creates the series, so that the figures are of steady state.
 rm -rf "$work/data"; start_server
+loadgen -active-series 100000 -interval 5s -duration 10s -concurrency 4 -series-per-request 1000 >/dev/null 2>&1
 loadgen -active-series 100000 -interval 5s -duration 60s -concurrency 4 -series-per-request 1000 >"$work/ingest.out" 2>&1
 figure ingest_samples_per_second samples_per_second "$work/ingest.out"
 figure ingest_server_cpu_seconds_per_million_samples server_cpu_seconds_per_million_samples "$work/ingest.out"
@@ -98,6 +100,8 @@ for _ in $(seq 1 600); do
   [ "${n:-0}" -ge 3 ] && break
   sleep 0.1
 done
+"$work/loadgen" -url "http://$http/api/v1/push" -report-interval 0 \
+  -active-series 50000 -interval 1s -duration 5s -concurrency 4 -series-per-request 1000 >/dev/null 2>&1 # warm-up
 "$work/loadgen" -url "http://$http/api/v1/push" -report-interval 0 -server-pid "$pid" \
   -active-series 50000 -interval 1s -duration 60s -concurrency 4 -series-per-request 1000 >"$work/rf3.out" 2>&1
 figure rf3_distributor_samples_per_second samples_per_second "$work/rf3.out"

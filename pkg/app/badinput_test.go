@@ -86,8 +86,12 @@ overrides:
 			wantStatus: 415, wantMsg: []string{`unsupported Content-Type "application/json"`},
 		},
 		{
-			name: "remote write 2.0", tenant: "rw2", body: encode(valid), headers: map[string]string{"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"},
-			wantStatus: 415, wantMsg: []string{"remote write 2.0"},
+			name: "remote write 1.0 body sent as 2.0", tenant: "rw2", body: encode(valid), headers: map[string]string{"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"},
+			wantStatus: 400, wantMsg: []string{"sent as 2.0"},
+		},
+		{
+			name: "unknown protobuf message", tenant: "rw3", body: encode(valid), headers: map[string]string{"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v3.Request"},
+			wantStatus: 415, wantMsg: []string{`unsupported protobuf message "io.prometheus.write.v3.Request"`},
 		},
 		{
 			name: "wrong content encoding", tenant: "cenc", body: encode(valid), headers: map[string]string{"Content-Encoding": "gzip"},

@@ -239,6 +239,13 @@ func (d *Distributor) push(ctx context.Context, tenantID string, pr *pushRequest
 			return err
 		}
 		d.metrics.receivedSamples.WithLabelValues(tenantID).Add(float64(samples))
+		if pr.v2 {
+			for _, ts := range valid {
+				pr.samplesWritten += len(ts.Samples)
+				pr.histogramsWritten += len(ts.Histograms)
+				pr.exemplarsWritten += len(ts.Exemplars)
+			}
+		}
 	}
 	if firstInvalid != nil {
 		return httpgrpc.Errorf(http.StatusBadRequest, "%d of %d samples rejected; first: %s",

@@ -21,8 +21,10 @@ const (
 	rw2ProtoParam  = "io.prometheus.write.v2.Request"
 )
 
-// PushHandler serves Prometheus remote write 1.0: a snappy-compressed
-// protobuf WriteRequest. The tenant must already be in the request context.
+// PushHandler serves Prometheus remote write 1.0 (a snappy-compressed
+// protobuf prometheus.WriteRequest) and 2.0 (io.prometheus.write.v2.Request,
+// told by the Content-Type's proto parameter). The tenant must already be
+// in the request context.
 func (d *Distributor) PushHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tenantID, err := tenant.FromContext(r.Context())
@@ -39,7 +41,15 @@ func (d *Distributor) PushHandler() http.Handler {
 			http.Error(w, err.Error(), status)
 			return
 		}
-		if err := d.push(r.Context(), tenantID, pr); err != nil {
+		err = d.push(r.Context(), tenantID, pr)
+		if pr.v2 {
+			// Remote write 2.0 asks for what was written, also when part
+			// of the request was refused.
+			w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(pr.samplesWritten))
+			w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", strconv.Itoa(pr.histogramsWritten))
+			w.Header().Set("X-Prometheus-Remote-Write-Exemplars-Written", strconv.Itoa(pr.exemplarsWritten))
+		}
+		if err != nil {
 			status, msg, retryAfter := httpError(err)
 			if retryAfter > 0 {
 				w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
@@ -67,9 +77,9 @@ func (d *Distributor) decode(r *http.Request, pr *pushRequest) (int, error) {
 		switch proto := params["proto"]; proto {
 		case "", rw1ProtoParam:
 		case rw2ProtoParam:
-			return http.StatusUnsupportedMediaType, fmt.Errorf("remote write 2.0 (proto=%s) is not supported yet; send remote write 1.0 (proto=%s)", rw2ProtoParam, rw1ProtoParam)
+			pr.v2 = true
 		default:
-			return http.StatusUnsupportedMediaType, fmt.Errorf("unsupported protobuf message %q: send proto=%s", proto, rw1ProtoParam)
+			return http.StatusUnsupportedMediaType, fmt.Errorf("unsupported protobuf message %q: send proto=%s (remote write 1.0) or proto=%s (2.0)", proto, rw1ProtoParam, rw2ProtoParam)
 		}
 	}
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
@@ -105,6 +115,15 @@ func (d *Distributor) decode(r *http.Request, pr *pushRequest) (int, error) {
 		return http.StatusBadRequest, fmt.Errorf("body is not snappy block-compressed: %w", err)
 	}
 	// The request's strings point into buf, which lives as long as pr.
+	if pr.v2 {
+		// A 2.0 series is encoded with references to the request's
+		// symbols: it is encoded anew for the ingesters (raw nil).
+		pr.raw = nil
+		if err := pr.arenaV2.Unmarshal(buf, &pr.req); err != nil {
+			return http.StatusBadRequest, fmt.Errorf("body is not a protobuf remote-write 2.0 %s: %w", rw2ProtoParam, err)
+		}
+		return 0, nil
+	}
 	if err := pr.arena.Unmarshal(buf, &pr.req, &pr.raw); err != nil {
 		return http.StatusBadRequest, fmt.Errorf("body is not a protobuf remote-write WriteRequest: %w", err)
 	}

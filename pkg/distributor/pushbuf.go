@@ -30,9 +30,14 @@ type pushRequest struct {
 	body    bytes.Buffer
 	decoded []byte
 	arena   remotewrite.Arena
+	arenaV2 remotewrite.ArenaV2
+	v2      bool // the body is a remote-write 2.0 request
 	req     prompb.WriteRequest
 	raw     [][]byte // raw[i] is the encoding of req.Timeseries[i] in decoded
 	keys    []uint32 // ring tokens of the series (then of the metadata)
+
+	// What was written, for remote write 2.0's response headers.
+	samplesWritten, histogramsWritten, exemplarsWritten int
 }
 
 var pushRequests = sync.Pool{New: func() any { return new(pushRequest) }}
@@ -59,5 +64,7 @@ func (pr *pushRequest) release() {
 	pr.body.Reset()
 	pr.req.Metadata = pr.req.Metadata[:0]
 	pr.keys = pr.keys[:0]
+	pr.v2 = false
+	pr.samplesWritten, pr.histogramsWritten, pr.exemplarsWritten = 0, 0, 0
 	pushRequests.Put(pr)
 }

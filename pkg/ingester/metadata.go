@@ -3,6 +3,7 @@ package ingester
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -30,22 +31,27 @@ func newMetadataStore() *metadataStore {
 	return &metadataStore{families: map[string][]metadataEntry{}}
 }
 
-// add records md, moving an entry already known to the end.
+// add records md, moving an entry already known to the end. md's strings
+// may point into a request buffer: what is kept is cloned.
 func (s *metadataStore) add(md *prompb.MetricMetadata) {
 	e := metadataEntry{typ: strings.ToLower(md.Type.String()), help: md.Help, unit: md.Unit}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	entries := s.families[md.MetricFamilyName]
-	for i, old := range entries {
-		if old == e {
-			entries = append(entries[:i], entries[i+1:]...)
-			break
-		}
+	switch i := slices.Index(entries, e); {
+	case i >= 0 && i == len(entries)-1:
+		return // already the newest: the common case, a client resending it
+	case i >= 0:
+		e = entries[i]
+		entries = slices.Delete(entries, i, i+1)
+	default:
+		e.help, e.unit = strings.Clone(e.help), strings.Clone(e.unit)
 	}
 	if len(entries) >= maxMetadataPerMetric {
 		entries = entries[1:]
 	}
-	s.families[md.MetricFamilyName] = append(entries, e)
+	// Assigning replaces the map's key too: it must not be the request's.
+	s.families[strings.Clone(md.MetricFamilyName)] = append(entries, e)
 }
 
 // get returns the entries of metric (all families when empty), at most

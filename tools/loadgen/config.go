@@ -9,6 +9,12 @@ import (
 	"time"
 )
 
+// The values of -remote-write-version.
+const (
+	remoteWrite1 = "1.0"
+	remoteWrite2 = "2.0"
+)
+
 // minLabelsPerSeries is __name__, instance and pod: the labels that make a
 // series unique and that churn changes.
 const minLabelsPerSeries = 3
@@ -52,7 +58,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Int64Var(&c.Samples, "samples", 0, "Stop sending after this many samples (0 = no limit). With -duration, whichever comes first.")
 	f.IntVar(&c.Churn, "churn", 0, "Series replaced per minute: a replaced series stops and a new one, with a new pod label value, takes its place.")
 	f.Int64Var(&c.Seed, "seed", 1, "Seed of the label values and sample values; the same seed gives the same series.")
-	f.StringVar(&c.RemoteWriteVersion, "remote-write-version", "1.0", `Remote-write protocol version; only "1.0" is supported.`)
+	f.StringVar(&c.RemoteWriteVersion, "remote-write-version", remoteWrite1, `Remote-write protocol version: "1.0" (prometheus.WriteRequest) or "2.0" (io.prometheus.write.v2.Request, with a metadata type per series). The load and -verify are the same for both.`)
 	f.IntVar(&c.ServerPID, "server-pid", 0, "PID of the server process, if local (Linux): report its CPU seconds per million samples and its RSS.")
 	f.BoolVar(&c.Verify, "verify", false, "After sending, read back every acknowledged sample through the query API and exit non-zero if any is missing or wrong.")
 	f.DurationVar(&c.ReportInterval, "report-interval", 10*time.Second, "How often to print a progress report (0 = only the final one).")
@@ -75,8 +81,8 @@ func (c *Config) TenantList() []string {
 
 // Validate checks the options against each other.
 func (c *Config) Validate() error {
-	if c.RemoteWriteVersion != "1.0" {
-		return fmt.Errorf("remote-write-version %q is not supported: only \"1.0\" (snappy-compressed prometheus.WriteRequest) is", c.RemoteWriteVersion)
+	if c.RemoteWriteVersion != remoteWrite1 && c.RemoteWriteVersion != remoteWrite2 {
+		return fmt.Errorf("-remote-write-version %q is not supported: use %q (prometheus.WriteRequest) or %q (io.prometheus.write.v2.Request)", c.RemoteWriteVersion, remoteWrite1, remoteWrite2)
 	}
 	for name, u := range map[string]string{"url": c.URL, "query-url": c.QueryURL} {
 		p, err := url.Parse(u)

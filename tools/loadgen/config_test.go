@@ -15,7 +15,10 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{name: "defaults"},
 		{name: "several tenants", args: []string{"-tenants", "a, b,c"}},
-		{name: "remote write 2.0", args: []string{"-remote-write-version", "2.0"}, wantErr: `remote-write-version "2.0" is not supported`},
+		{name: "remote write 1.0", args: []string{"-remote-write-version", "1.0"}},
+		{name: "remote write 2.0", args: []string{"-remote-write-version", "2.0"}},
+		{name: "unknown remote write version", args: []string{"-remote-write-version", "2"},
+			wantErr: `-remote-write-version "2" is not supported: use "1.0" (prometheus.WriteRequest) or "2.0" (io.prometheus.write.v2.Request)`},
 		{name: "too few labels", args: []string{"-labels-per-series", "2"}, wantErr: "-labels-per-series 2 is less than 3"},
 		{name: "no tenant", args: []string{"-tenants", " , "}, wantErr: "no tenant"},
 		{name: "duplicate tenant", args: []string{"-tenants", "a,a"}, wantErr: `names "a" twice`},

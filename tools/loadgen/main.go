@@ -1,6 +1,6 @@
-// Command loadgen is a Prometheus remote-write 1.0 load generator and
-// correctness checker. It writes -active-series series, one sample each per
-// -interval like a Prometheus server scraping them, reports throughput,
+// Command loadgen is a Prometheus remote-write (1.0 or 2.0) load generator
+// and correctness checker. It writes -active-series series, one sample each
+// per -interval like a Prometheus server scraping them, reports throughput,
 // latency, failures and (with -server-pid) the server's CPU and memory, and
 // with -verify reads every acknowledged sample back through the query API.
 // See README.md.
@@ -20,9 +20,10 @@ import (
 
 const usage = `Usage: loadgen [flags]
 
-Sends remote-write 1.0 load to -url and prints reports on stdout, one
-"key: value" per line, every -report-interval and at the end. With -verify,
-reads back every acknowledged sample through -query-url. Exits 0 on success,
+Sends remote-write load (1.0, or 2.0 with -remote-write-version 2.0) to
+-url and prints reports on stdout, one "key: value" per line, every
+-report-interval and at the end. With -verify, reads back every
+acknowledged sample through -query-url. Exits 0 on success,
 1 if nothing was acknowledged or verification failed, 2 on bad flags.
 
 Flags:

@@ -60,17 +60,18 @@ func (r *runner) send(ctx context.Context) (Snapshot, error) {
 	r.startMs = time.Now().UnixMilli()
 	r.start = time.UnixMilli(r.startMs)
 	sender := NewSender(SenderConfig{
-		URL:         r.cfg.URL,
-		Concurrency: r.cfg.Concurrency,
-		Timeout:     r.cfg.RemoteTimeout,
-		MaxRetries:  r.cfg.MaxRetries,
-		MinBackoff:  r.cfg.MinBackoff,
-		MaxBackoff:  r.cfg.MaxBackoff,
+		URL:                r.cfg.URL,
+		Concurrency:        r.cfg.Concurrency,
+		RemoteWriteVersion: r.cfg.RemoteWriteVersion,
+		Timeout:            r.cfg.RemoteTimeout,
+		MaxRetries:         r.cfg.MaxRetries,
+		MinBackoff:         r.cfg.MinBackoff,
+		MaxBackoff:         r.cfg.MaxBackoff,
 	}, SenderDeps{Gen: r.gen, Plan: r.plan, Stats: r.stats, Acks: r.acks, Logger: r.logger})
 	sender.Start(ctx)
 
 	r.logger.Info("sending",
-		"url", r.cfg.URL, "tenants", len(r.plan.Tenants), "active_series", r.cfg.ActiveSeries,
+		"url", r.cfg.URL, "remote_write_version", r.cfg.RemoteWriteVersion, "tenants", len(r.plan.Tenants), "active_series", r.cfg.ActiveSeries,
 		"requests_per_interval", len(r.plan.Requests), "interval", r.cfg.Interval,
 		"duration", r.cfg.Duration, "samples", r.cfg.Samples)
 	stopBackground := r.background()

@@ -17,6 +17,8 @@ import (
 type SenderConfig struct {
 	URL         string
 	Concurrency int
+	// RemoteWriteVersion is "1.0" or "2.0"; empty means "1.0".
+	RemoteWriteVersion string
 	// Timeout bounds one push attempt.
 	Timeout time.Duration
 	// MaxRetries bounds the retries of one request; then its samples fail.
@@ -150,15 +152,26 @@ type shard struct {
 type requestCache struct {
 	wr   prompb.WriteRequest
 	gens []int64
+	v2   v2Encoder // unused with remote-write 1.0
 }
 
 func (sh *shard) do(ctx context.Context, j job) {
 	st := sh.s.deps.Stats
 	st.RequestSent(j.n)
-	body, err := remotewrite.Encode(sh.build(j))
+	wr := sh.build(j)
+	var body []byte
+	var headers map[string]string // nil: the client's, remote-write 1.0
+	var err error
+	if sh.s.cfg.RemoteWriteVersion == remoteWrite2 {
+		spec := sh.s.deps.Plan.Requests[j.req]
+		body, err = sh.cache[j.req].v2.encode(sh.s.deps.Gen, sh.cache[j.req], spec.Lo, j.n)
+		headers = remoteWrite2Headers
+	} else {
+		body, err = remotewrite.Encode(wr)
+	}
 	acked := false
 	if err == nil {
-		acked = sh.push(ctx, sh.s.clients[sh.s.deps.Plan.Requests[j.req].Tenant], body)
+		acked = sh.push(ctx, sh.s.clients[sh.s.deps.Plan.Requests[j.req].Tenant], body, headers)
 	} else {
 		sh.s.deps.Logger.Error("encode request", "err", err)
 	}
@@ -197,12 +210,13 @@ func (sh *shard) build(j job) *prompb.WriteRequest {
 // push sends body, retrying 5xx, 429 and network errors with exponential
 // backoff (or the server's Retry-After) up to MaxRetries times, as
 // Prometheus does. It reports whether the server acknowledged the request.
-func (sh *shard) push(ctx context.Context, c *remotewrite.Client, body []byte) bool {
+// headers replace the client's (see remotewrite.Client.PushRaw).
+func (sh *shard) push(ctx context.Context, c *remotewrite.Client, body []byte, headers map[string]string) bool {
 	cfg, st := sh.s.cfg, sh.s.deps.Stats
 	backoff := cfg.MinBackoff
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		err := c.PushRaw(ctx, body, nil)
+		err := c.PushRaw(ctx, body, headers)
 		if err == nil {
 			st.Attempt(time.Since(start), false, 0)
 			return true

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -26,6 +28,7 @@ type receiver struct {
 	respond func(attempt int) (int, map[string]string)
 
 	mu         sync.Mutex
+	versions   map[string]int // requests per X-Prometheus-Remote-Write-Version
 	attempts   map[string]int
 	tenants    map[string]int
 	stored     []storedSample
@@ -51,12 +54,21 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req prompb.WriteRequest
-	if err := req.Unmarshal(raw); err != nil || len(req.Timeseries) == 0 {
-		http.Error(w, "bad write request", http.StatusBadRequest)
+	switch ct, version := r.Header.Get("Content-Type"), r.Header.Get("X-Prometheus-Remote-Write-Version"); {
+	case ct == "application/x-protobuf" && version == "0.1.0":
+		err = req.Unmarshal(raw)
+	case ct == "application/x-protobuf;proto=io.prometheus.write.v2.Request" && version == "2.0.0":
+		req, err = decodeV2(raw)
+	default:
+		err = fmt.Errorf("content type %q, version %q", ct, version)
+	}
+	if err != nil || len(req.Timeseries) == 0 || r.Header.Get("Content-Encoding") != "snappy" {
+		http.Error(w, fmt.Sprintf("bad write request: %v", err), http.StatusBadRequest)
 		return
 	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
+	rc.versions[r.Header.Get("X-Prometheus-Remote-Write-Version")]++
 	first := req.Timeseries[0]
 	key := seriesKey(first.Labels) + first.Labels[0].Value + time.UnixMilli(first.Samples[0].Timestamp).String()
 	rc.attempts[key]++
@@ -78,6 +90,27 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.WriteHeader(status)
+}
+
+// decodeV2 decodes a remote-write 2.0 request with the generated code and
+// resolves its labels.
+func decodeV2(raw []byte) (prompb.WriteRequest, error) {
+	var v2 writev2.Request
+	if err := v2.Unmarshal(raw); err != nil {
+		return prompb.WriteRequest{}, err
+	}
+	var req prompb.WriteRequest
+	for _, ts := range v2.Timeseries {
+		var s prompb.TimeSeries
+		for i := 0; i+1 < len(ts.LabelsRefs); i += 2 {
+			s.Labels = append(s.Labels, prompb.Label{Name: v2.Symbols[ts.LabelsRefs[i]], Value: v2.Symbols[ts.LabelsRefs[i+1]]})
+		}
+		for _, x := range ts.Samples {
+			s.Samples = append(s.Samples, prompb.Sample{Value: x.Value, Timestamp: x.Timestamp})
+		}
+		req.Timeseries = append(req.Timeseries, s)
+	}
+	return req, nil
 }
 
 func always(status int) func(int) (int, map[string]string) {
@@ -151,65 +184,69 @@ func TestSender(t *testing.T) {
 			wantLatency: requestsPerStep + 2,
 		},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rc := &receiver{respond: tc.respond, attempts: map[string]int{}, tenants: map[string]int{}, last: map[string]int64{}}
-			srv := httptest.NewServer(rc)
-			defer srv.Close()
+		for _, version := range []string{"1.0", "2.0"} {
+			t.Run(tc.name+"/remote-write-"+version, func(t *testing.T) {
+				rc := &receiver{respond: tc.respond, versions: map[string]int{}, attempts: map[string]int{}, tenants: map[string]int{}, last: map[string]int64{}}
+				srv := httptest.NewServer(rc)
+				defer srv.Close()
 
-			gen := NewGenerator(5, active, 6, 0, intervalMs)
-			plan := NewPlan(tenants, active, perRequest)
-			require.Len(t, plan.Requests, requestsPerStep)
-			stats := NewStats(time.Duration(intervalMs)*time.Millisecond, time.Now)
-			acks := &AckLog{}
-			s := NewSender(SenderConfig{
-				URL: srv.URL, Concurrency: 2, Timeout: 5 * time.Second,
-				MaxRetries: 2, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
-			}, SenderDeps{Gen: gen, Plan: plan, Stats: stats, Acks: acks, Logger: slog.New(slog.DiscardHandler)})
-			ctx := context.Background()
-			s.Start(ctx)
-			limit, queued := tc.limit, int64(0)
-			if limit == 0 {
-				limit = steps * active
-			}
-			for k := int64(0); k < steps && queued < limit; k++ {
-				n, err := s.Enqueue(ctx, k, time.Now(), startMs+k*intervalMs, limit-queued)
-				require.NoError(t, err)
-				queued += n
-			}
-			s.Close()
+				gen := NewGenerator(5, active, 6, 0, intervalMs)
+				plan := NewPlan(tenants, active, perRequest)
+				require.Len(t, plan.Requests, requestsPerStep)
+				stats := NewStats(time.Duration(intervalMs)*time.Millisecond, time.Now)
+				acks := &AckLog{}
+				s := NewSender(SenderConfig{
+					URL: srv.URL, Concurrency: 2, RemoteWriteVersion: version, Timeout: 5 * time.Second,
+					MaxRetries: 2, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
+				}, SenderDeps{Gen: gen, Plan: plan, Stats: stats, Acks: acks, Logger: slog.New(slog.DiscardHandler)})
+				ctx := context.Background()
+				s.Start(ctx)
+				limit, queued := tc.limit, int64(0)
+				if limit == 0 {
+					limit = steps * active
+				}
+				for k := int64(0); k < steps && queued < limit; k++ {
+					n, err := s.Enqueue(ctx, k, time.Now(), startMs+k*intervalMs, limit-queued)
+					require.NoError(t, err)
+					queued += n
+				}
+				s.Close()
 
-			snap := stats.Snapshot(time.Now())
-			require.Equal(t, tc.wantSamples, snap.SamplesSent)
-			require.Equal(t, tc.wantAcked, snap.SamplesAcked)
-			require.Equal(t, tc.wantSamples-tc.wantAcked, snap.SamplesFailed)
-			require.Equal(t, tc.wantRetries, snap.Retries)
-			require.Equal(t, tc.wantErrors, snap.StatusErrors)
-			require.Zero(t, snap.NetworkErrors)
-			require.Equal(t, snap.StepsSent, snap.StepsCompleted)
-			require.Equal(t, tc.wantLatency, int64(len(stats.latencies)))
+				snap := stats.Snapshot(time.Now())
+				require.Equal(t, tc.wantSamples, snap.SamplesSent)
+				require.Equal(t, tc.wantAcked, snap.SamplesAcked)
+				require.Equal(t, tc.wantSamples-tc.wantAcked, snap.SamplesFailed)
+				require.Equal(t, tc.wantRetries, snap.Retries)
+				require.Equal(t, tc.wantErrors, snap.StatusErrors)
+				require.Zero(t, snap.NetworkErrors)
+				require.Equal(t, snap.StepsSent, snap.StepsCompleted)
+				require.Equal(t, tc.wantLatency, int64(len(stats.latencies)))
 
-			rc.mu.Lock()
-			defer rc.mu.Unlock()
-			require.Len(t, rc.stored, int(tc.wantAcked), "the server stored what was acknowledged")
-			require.Zero(t, rc.outOfOrder, "no series got samples out of order")
-			if tc.wantAcked == steps*active {
-				require.Equal(t, map[string]int{"team-a": steps * 5, "team-b": steps * 5}, rc.tenants)
-			}
+				rc.mu.Lock()
+				defer rc.mu.Unlock()
+				require.Len(t, rc.stored, int(tc.wantAcked), "the server stored what was acknowledged")
+				require.Zero(t, rc.outOfOrder, "no series got samples out of order")
+				wantVersion := map[string]string{"1.0": "0.1.0", "2.0": "2.0.0"}[version]
+				require.Equal(t, map[string]int{wantVersion: int(tc.wantLatency)}, rc.versions, "every attempt in the version asked for")
+				if tc.wantAcked == steps*active {
+					require.Equal(t, map[string]int{"team-a": steps * 5, "team-b": steps * 5}, rc.tenants)
+				}
 
-			// Every stored sample is what the generator recomputes for its
-			// series and step, and was recorded as acknowledged.
-			slotOf := map[string]int{}
-			for slot := range active {
-				slotOf[seriesKey(gen.Labels(slot, 0))+gen.MetricName(slot)] = slot
-			}
-			for _, s := range rc.stored {
-				slot, ok := slotOf[seriesKey(s.labels)+s.labels[0].Value]
-				require.True(t, ok, "unknown series %v", s.labels)
-				step := (s.ts - startMs) / intervalMs
-				require.Equal(t, gen.Value(slot, 0, step), s.value)
-				req := plan.RequestOf(slot)
-				require.Less(t, slot-plan.Requests[req].Lo, acks.Acked(step, req))
-			}
-		})
+				// Every stored sample is what the generator recomputes for its
+				// series and step, and was recorded as acknowledged.
+				slotOf := map[string]int{}
+				for slot := range active {
+					slotOf[seriesKey(gen.Labels(slot, 0))+gen.MetricName(slot)] = slot
+				}
+				for _, s := range rc.stored {
+					slot, ok := slotOf[seriesKey(s.labels)+s.labels[0].Value]
+					require.True(t, ok, "unknown series %v", s.labels)
+					step := (s.ts - startMs) / intervalMs
+					require.Equal(t, gen.Value(slot, 0, step), s.value)
+					req := plan.RequestOf(slot)
+					require.Less(t, slot-plan.Requests[req].Lo, acks.Acked(step, req))
+				}
+			})
+		}
 	}
 }

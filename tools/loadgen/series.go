@@ -141,6 +141,12 @@ func (g *Generator) MetricName(slot int) string {
 	return metricNames[slot%len(metricNames)].name
 }
 
+// IsCounter tells whether the series of slot count up (metric names ending
+// in _total, _sum or _count); the others are gauges.
+func (g *Generator) IsCounter(slot int) bool {
+	return metricNames[slot%len(metricNames)].counter
+}
+
 // Labels returns the labels of slot at generation gen, sorted by name.
 func (g *Generator) Labels(slot int, gen int64) []prompb.Label {
 	target := uint64(slot / len(metricNames))
@@ -168,7 +174,7 @@ func (g *Generator) Labels(slot int, gen int64) []prompb.Label {
 // below 2^40, exact in a float64 and in its JSON text.
 func (g *Generator) Value(slot int, gen, step int64) float64 {
 	h := g.hash(uint64(slot), uint64(gen), 0x5a)
-	if metricNames[slot%len(metricNames)].counter {
+	if g.IsCounter(slot) {
 		start := float64(h % (1 << 20))
 		inc := float64(1+(h>>20)%400) / 4
 		return start + inc*float64(step)
