@@ -505,12 +505,13 @@ func (a *App) instanceAddr(rc ringconfig.Config) (string, error) {
 
 func (a *App) initDistributor() (services.Service, error) {
 	a.Distributor = distributor.New(a.Cfg.Distributor, distributor.Deps{
-		Limits:     a.Overrides,
-		Ring:       a.Ring,
-		Clients:    a.Clients,
-		Discarded:  a.discarded,
-		Logger:     a.Logger.With("component", "distributor"),
-		Registerer: a.Registry,
+		Limits:            a.Overrides,
+		Ring:              a.Ring,
+		RingZoneAwareness: a.Cfg.Ingester.Ring.ZoneAwarenessEnabled,
+		Clients:           a.Clients,
+		Discarded:         a.discarded,
+		Logger:            a.Logger.With("component", "distributor"),
+		Registerer:        a.Registry,
 	})
 	push := a.withTenant(a.Distributor.PushHandler())
 	a.Server.HTTP.Handle("POST /api/v1/push", push)

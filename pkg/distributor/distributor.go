@@ -59,6 +59,10 @@ func (c *Config) Validate() error {
 // IngesterRing is the part of the ring the distributor writes through.
 type IngesterRing interface {
 	ring.DoBatchRing
+	// With these, a request looks its replicas up once when every key
+	// has the same ones (see batchRing).
+	InstancesWithTokensCount() int
+	ZonesCount() int
 }
 
 // ClientPool hands out a client per ingester.
@@ -70,6 +74,8 @@ type ClientPool interface {
 type Deps struct {
 	Limits *limits.Overrides
 	Ring   IngesterRing
+	// RingZoneAwareness tells whether Ring replicates across zones.
+	RingZoneAwareness bool
 	// Clients returns *client.Client values.
 	Clients    ClientPool
 	Discarded  *prometheus.CounterVec
@@ -275,7 +281,7 @@ func (d *Distributor) send(ctx context.Context, tenantID string, pr *pushRequest
 		cancelRPCs()
 		pr.release()
 	}
-	err := ring.DoBatchWithOptions(waitCtx, ring.Write, d.deps.Ring, keys, func(ing ring.InstanceDesc, idx []int) error {
+	err := ring.DoBatchWithOptions(waitCtx, ring.Write, d.batchRing(), keys, func(ing ring.InstanceDesc, idx []int) error {
 		if d.local != nil && ing.Addr == d.local.Addr() {
 			err := d.local.PushWriteRequest(rpcCtx, tenantID, subset(series, metadata, idx))
 			if err != nil {
@@ -310,6 +316,34 @@ func (d *Distributor) send(ctx context.Context, tenantID string, pr *pushRequest
 		return &ingesterError{err: err}
 	}
 	return nil
+}
+
+// batchRing returns the ring DoBatch looks the keys of a request up in.
+// When every instance is a replica of every key (no more instances than
+// the replication factor, all with tokens, and with zone awareness each in
+// a zone of its own) the replication set is the same for all keys: it is
+// looked up once per request instead of once per series.
+func (d *Distributor) batchRing() ring.DoBatchRing {
+	r := d.deps.Ring
+	n := r.InstancesWithTokensCount()
+	if n == 0 || n != r.InstancesCount() || n > r.ReplicationFactor() || d.deps.RingZoneAwareness && r.ZonesCount() != n {
+		return r
+	}
+	set, err := r.Get(0, ring.Write, nil, nil, nil)
+	if err != nil {
+		return r // DoBatch meets the error itself
+	}
+	return sameReplicas{IngesterRing: r, set: set}
+}
+
+// sameReplicas answers every key with one replication set.
+type sameReplicas struct {
+	IngesterRing
+	set ring.ReplicationSet
+}
+
+func (s sameReplicas) Get(uint32, ring.Operation, []ring.InstanceDesc, []string, []string) (ring.ReplicationSet, error) {
+	return s.set, nil
 }
 
 func filterSamples[S any](in []S, check func(S) *validation.Error, discard func(*validation.Error, int)) []S {

@@ -204,8 +204,10 @@ func (r *benchRing) Get(_ uint32, _ ring.Operation, buf []ring.InstanceDesc, _, 
 	return ring.ReplicationSet{Instances: append(buf[:0], r.instances...), MaxErrors: r.maxErrors}, nil
 }
 
-func (r *benchRing) ReplicationFactor() int { return len(r.instances) }
-func (r *benchRing) InstancesCount() int    { return len(r.instances) }
+func (r *benchRing) ReplicationFactor() int        { return len(r.instances) }
+func (r *benchRing) InstancesCount() int           { return len(r.instances) }
+func (r *benchRing) InstancesWithTokensCount() int { return len(r.instances) }
+func (r *benchRing) ZonesCount() int               { return 1 }
 
 // benchClientPool hands out the client of each address.
 type benchClientPool map[string]*client.Client

@@ -51,15 +51,34 @@ func BenchmarkRingGet(b *testing.B) {
 // each, and stops it when the benchmark ends.
 func startBenchRing(b *testing.B, n, tokensPerInstance int) *ring.Ring {
 	b.Helper()
-	kvClient, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
-	b.Cleanup(func() { _ = closer.Close() })
+	instances := make([]testInstance, n)
+	for i := range instances {
+		instances[i] = testInstance{tokens: tokensPerInstance, state: ring.ACTIVE}
+	}
+	return startTestRing(b, ring.Config{HeartbeatTimeout: time.Minute, ReplicationFactor: 3}, instances)
+}
 
-	rng := rand.New(rand.NewPCG(1, uint64(n)))
+// testInstance is an instance of a test ring.
+type testInstance struct {
+	zone   string
+	tokens int
+	state  ring.InstanceState
+}
+
+// startTestRing starts a ring client of cfg over an in-memory KV store
+// holding the instances, with fresh heartbeats and random tokens, and stops
+// it when the test ends.
+func startTestRing(tb testing.TB, cfg ring.Config, instances []testInstance) *ring.Ring {
+	tb.Helper()
+	kvClient, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
+	tb.Cleanup(func() { _ = closer.Close() })
+
+	rng := rand.New(rand.NewPCG(1, uint64(len(instances))))
 	taken := map[uint32]bool{}
 	desc := ring.NewDesc()
-	for i := range n {
-		tokens := make([]uint32, 0, tokensPerInstance)
-		for len(tokens) < tokensPerInstance {
+	for i, in := range instances {
+		tokens := make([]uint32, 0, in.tokens)
+		for len(tokens) < in.tokens {
 			t := rng.Uint32()
 			if !taken[t] {
 				taken[t] = true
@@ -68,27 +87,26 @@ func startBenchRing(b *testing.B, n, tokensPerInstance int) *ring.Ring {
 		}
 		slices.Sort(tokens)
 		// AddIngester stamps the heartbeat with the current time.
-		desc.AddIngester(fmt.Sprintf("ingester-%03d", i), fmt.Sprintf("10.0.%d.%d:9095", i/256, i%256), "",
-			tokens, ring.ACTIVE, time.Now(), false, time.Time{}, nil)
+		desc.AddIngester(fmt.Sprintf("ingester-%03d", i), fmt.Sprintf("10.0.%d.%d:9095", i/256, i%256), in.zone,
+			tokens, in.state, time.Now(), false, time.Time{}, nil)
 	}
 	ctx := context.Background()
 	if err := kvClient.CAS(ctx, "ring", func(any) (any, bool, error) { return desc, true, nil }); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 
-	r, err := ring.NewWithStoreClientAndStrategy(ring.Config{HeartbeatTimeout: time.Minute, ReplicationFactor: 3},
-		"ingester", "ring", kvClient, ring.NewDefaultReplicationStrategy(), nil, log.NewNopLogger())
+	r, err := ring.NewWithStoreClientAndStrategy(cfg, "ingester", "ring", kvClient, ring.NewDefaultReplicationStrategy(), nil, log.NewNopLogger())
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := services.StartAndAwaitRunning(ctx, r); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), r) })
+	tb.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), r) })
 	deadline := time.Now().Add(10 * time.Second)
-	for r.InstancesCount() != n {
+	for r.InstancesCount() != len(instances) {
 		if time.Now().After(deadline) {
-			b.Fatalf("ring has %d instances after 10s, want %d", r.InstancesCount(), n)
+			tb.Fatalf("ring has %d instances after 10s, want %d", r.InstancesCount(), len(instances))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -104,10 +104,10 @@ func Labels(l *limits.Limits, ls []prompb.Label) *Error {
 	for i, lb := range ls {
 		if lb.Name == model.MetricNameLabel {
 			hasName = true
-			if !model.LegacyValidation.IsValidMetricName(lb.Value) {
+			if !validMetricName(lb.Value) {
 				return fail(ReasonInvalidMetricName, "invalid metric name %q", lb.Value)
 			}
-		} else if !model.LegacyValidation.IsValidLabelName(lb.Name) {
+		} else if !validLabelName(lb.Name) {
 			return fail(ReasonInvalidLabelName, "invalid label name %q", lb.Name)
 		}
 		if l.MaxLabelNameLength > 0 && len(lb.Name) > l.MaxLabelNameLength {
