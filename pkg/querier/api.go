@@ -155,6 +155,10 @@ func NewAPI(cfg Config, q Queryable, md *IngesterQueryable, lim *limits.Override
 		false, nil, false, false, false,
 		cfg.LookbackDelta, false, false, nil, nil, v1.OpenAPIOptions{}, nil, false, cfg.Timeout,
 	)
+	// matrixCodec first: it is the default, and it hands what it does not
+	// write itself to v1.JSONCodec.
+	api.ClearCodecs()
+	api.InstallCodec(matrixCodec{})
 	router := route.New().WithPrefix("/api/v1")
 	api.Register(router)
 	metrics := newRequestMetrics(reg)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/grafana/dskit/ring"
 	ringclient "github.com/grafana/dskit/ring/client"
@@ -351,7 +352,7 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 		Unsorted: !sortSeries && len(rs.Instances) == 1, ShardIndex: shard.Index, ShardCount: shard.Count}
 	var sets []storage.SeriesSet
 	unique := map[uint64]struct{}{}
-	chunksFetched, bytesFetched := 0, 0
+	chunksFetched, bytesFetched, uniqueSeries := 0, 0, 0
 	var warning string
 	if hints != nil && hints.Func == "series" {
 		results, w, err := forEachIngester(ctx, q.q, rs, func(ctx context.Context, c *client.Client) ([]storage.Series, error) {
@@ -365,8 +366,11 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 			if shard.Count > 0 {
 				r = slices.DeleteFunc(r, func(s storage.Series) bool { return !shard.Contains(s.Labels()) })
 			}
-			for _, s := range r {
-				unique[s.Labels().Hash()] = struct{}{}
+			uniqueSeries += len(r)
+			if len(results) > 1 {
+				for _, s := range r {
+					unique[s.Labels().Hash()] = struct{}{}
+				}
 			}
 			sets = append(sets, &listSeriesSet{series: r, idx: -1})
 		}
@@ -386,15 +390,23 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 				if !shard.Contains(s.Labels()) {
 					continue
 				}
-				unique[s.Labels().Hash()] = struct{}{}
+				if len(results) > 1 {
+					unique[s.Labels().Hash()] = struct{}{}
+				}
 				chunksFetched += s.chunks
 				bytesFetched += s.bytes
 				cs = append(cs, s)
 			}
+			uniqueSeries += len(cs)
 			sets = append(sets, storage.NewSeriesSetFromChunkSeriesSet(&listChunkSeriesSet{series: cs, idx: -1}))
 		}
 	}
-	if err := account(ctx, q.q.Metrics, q.fetched, sourceIngesters, tenantID, lim, len(unique), chunksFetched, bytesFetched); err != nil {
+	// One ingester's answer holds each series once; replicas' answers
+	// are counted by their distinct labels.
+	if len(sets) > 1 {
+		uniqueSeries = len(unique)
+	}
+	if err := account(ctx, q.q.Metrics, q.fetched, sourceIngesters, tenantID, lim, uniqueSeries, chunksFetched, bytesFetched); err != nil {
 		return storage.ErrSeriesSet(err)
 	}
 	var merged storage.SeriesSet
@@ -447,19 +459,36 @@ func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryR
 }
 
 // queryLocal reads the in-process ingester, copying each chunk's bytes
-// (they are the TSDB's only while its querier is open).
+// (they are the TSDB's only while its querier is open) into shared slabs,
+// as the chunk metas: one allocation for many series. The labels are the
+// ingester's to give (LocalIngester.QueryChunks).
 func queryLocal(ctx context.Context, l LocalIngester, tenantID string, req *ingesterpb.QueryRequest) ([]fetchedSeries, error) {
-	var out []fetchedSeries
-	err := l.QueryChunks(ctx, tenantID, req, func(ls labels.Labels, metas []chunks.Meta) error {
-		own := make([]chunks.Meta, 0, len(metas))
-		for _, m := range metas {
-			chk, err := chunkenc.FromData(m.Chunk.Encoding(), append([]byte(nil), m.Chunk.Bytes()...))
+	const slabSize = 64 << 10
+	var (
+		out   []fetchedSeries
+		bytes []byte
+		metas []chunks.Meta
+	)
+	err := l.QueryChunks(ctx, tenantID, req, func(ls labels.Labels, ms []chunks.Meta) error {
+		if cap(metas)-len(metas) < len(ms) {
+			metas = make([]chunks.Meta, 0, max(len(ms), slabSize/int(unsafe.Sizeof(chunks.Meta{}))))
+		}
+		own := metas[len(metas) : len(metas)+len(ms) : len(metas)+len(ms)]
+		metas = metas[:len(metas)+len(ms)]
+		for i, m := range ms {
+			src := m.Chunk.Bytes()
+			if cap(bytes)-len(bytes) < len(src) {
+				bytes = make([]byte, 0, max(len(src), slabSize))
+			}
+			data := append(bytes[len(bytes):len(bytes):len(bytes)+len(src)], src...)
+			bytes = bytes[:len(bytes)+len(src)]
+			chk, err := chunkenc.FromData(m.Chunk.Encoding(), data)
 			if err != nil {
 				return fmt.Errorf("copy chunk: %w", err)
 			}
-			own = append(own, chunks.Meta{MinTime: m.MinTime, MaxTime: m.MaxTime, Chunk: chk})
+			own[i] = chunks.Meta{MinTime: m.MinTime, MaxTime: m.MaxTime, Chunk: chk}
 		}
-		out = append(out, newFetchedSeries(ls.Copy(), own))
+		out = append(out, newFetchedSeries(ls, own))
 		return nil
 	})
 	return out, err

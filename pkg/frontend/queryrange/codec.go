@@ -1,6 +1,7 @@
 package queryrange
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -198,14 +199,45 @@ func formatStep(step int64) string {
 // *HTTPError with the body and headers; a 200 whose body is not a
 // successful matrix answer is an error, never an empty result.
 func DecodeResponse(r *http.Response) (*Response, error) {
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r)
 	if err != nil {
 		return nil, fmt.Errorf("read response body: %w", err)
 	}
 	if r.StatusCode != http.StatusOK {
 		return nil, &HTTPError{Code: r.StatusCode, Header: r.Header.Clone(), Body: body}
 	}
-	return decodeResponseBody(body)
+	resp, err := decodeResponseBody(body)
+	if err != nil {
+		return nil, err
+	}
+	// An empty result costs nothing to encode, and may have come as null.
+	if len(resp.Data.Result) > 0 && isJSON(r.Header) {
+		resp.raw = body
+	}
+	return resp, nil
+}
+
+// maxBodyHint bounds the buffer readBody allocates on the word of
+// Content-Length alone.
+const maxBodyHint = 1 << 30
+
+// readBody reads the whole body into one buffer of its Content-Length,
+// when known, rather than growing one by doubling.
+func readBody(r *http.Response) ([]byte, error) {
+	if r.ContentLength <= 0 || r.ContentLength > maxBodyHint {
+		return io.ReadAll(r.Body)
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	_, err := buf.ReadFrom(r.Body)
+	return buf.Bytes(), err
+}
+
+// isJSON is whether a downstream answer says it is the JSON
+// WriteResponse writes, so that it may be passed on as it came.
+func isJSON(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	return ct == "application/json" || strings.HasPrefix(ct, "application/json;")
 }
 
 func decodeResponseBody(body []byte) (*Response, error) {
@@ -225,9 +257,13 @@ func decodeResponseBody(body []byte) (*Response, error) {
 	return resp, nil
 }
 
-// WriteResponse writes r with 200 OK, as Prometheus does.
+// WriteResponse writes r with 200 OK, as Prometheus does: a downstream
+// answer that reached it unchanged as it came, any other encoded.
 func WriteResponse(w http.ResponseWriter, r *Response) {
-	b := EncodeResponse(r)
+	b := r.raw
+	if b == nil {
+		b = EncodeResponse(r)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)

@@ -167,6 +167,59 @@ func TestDecodeResponse(t *testing.T) {
 	})
 }
 
+// TestWriteResponsePassThrough: a downstream answer that reaches
+// WriteResponse unchanged is written as it came (here with spacing no
+// encoder writes, to tell the two apart); any other is encoded.
+func TestWriteResponsePassThrough(t *testing.T) {
+	const (
+		spaced    = `{"status":"success", "data":{"resultType":"matrix","result":[{"metric":{"a":"b"},"values":[[1,"2"]]}]},"warnings":["w"]}`
+		canonical = `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"b"},"values":[[1,"2"]]}]},"warnings":["w"]}`
+		twice     = `{"status":"success", "data":{"resultType":"matrix","result":[{"metric":{"a":"b"},"values":[[1,"2"]]}]},"warnings":["w","w"]}`
+		empty     = `{"status":"success", "data":{"resultType":"matrix","result":null}}`
+	)
+	decode := func(t *testing.T, body, contentType string) *Response {
+		h := http.Header{}
+		if contentType != "" {
+			h.Set("Content-Type", contentType)
+		}
+		resp, err := DecodeResponse(&http.Response{StatusCode: http.StatusOK, Header: h, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body))})
+		require.NoError(t, err)
+		return resp
+	}
+	rows := []struct {
+		name string
+		resp func(t *testing.T) *Response
+		want string
+	}{
+		{"as it came", func(t *testing.T) *Response { return decode(t, spaced, "application/json") }, spaced},
+		{"with a charset", func(t *testing.T) *Response { return decode(t, spaced, "application/json; charset=utf-8") }, spaced},
+		{"not said to be JSON", func(t *testing.T) *Response { return decode(t, spaced, "") }, canonical},
+		{"empty result", func(t *testing.T) *Response { return decode(t, empty, "application/json") },
+			`{"status":"success","data":{"resultType":"matrix","result":[]}}`},
+		{"the one part of a merge", func(t *testing.T) *Response {
+			return mergeResponses([]*Response{decode(t, spaced, "application/json")})
+		}, spaced},
+		{"duplicate warnings merged", func(t *testing.T) *Response {
+			return mergeResponses([]*Response{decode(t, twice, "application/json")})
+		}, canonical},
+		{"two parts merged", func(t *testing.T) *Response {
+			r := decode(t, spaced, "application/json")
+			return mergeResponses([]*Response{r, r})
+		}, canonical},
+		{"clipped", func(t *testing.T) *Response { return clipResponse(decode(t, spaced, "application/json"), 0, 5000) },
+			`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"b"},"values":[[1,"2"]]}]},"warnings":["w"]}`},
+	}
+	for _, row := range rows {
+		t.Run(row.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			WriteResponse(w, row.resp(t))
+			require.Equal(t, http.StatusOK, w.Code)
+			require.Equal(t, "application/json", w.Header().Get("Content-Type"))
+			require.Equal(t, row.want, w.Body.String())
+		})
+	}
+}
+
 func TestWriteError(t *testing.T) {
 	rows := []struct {
 		name     string

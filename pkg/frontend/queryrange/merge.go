@@ -28,9 +28,16 @@ func mergeResponses(resps []*Response) *Response {
 		out.Data.Result = model.Matrix{}
 		return out
 	case 1:
-		out.Data.Result = resps[0].Data.Result
+		r := resps[0]
+		out.Data.Result = r.Data.Result
 		if out.Data.Result == nil {
 			out.Data.Result = model.Matrix{}
+		}
+		// Unchanged (no duplicate warnings or infos dropped), it may still
+		// be written as it came.
+		if r.Status == out.Status && r.ErrorType == "" && r.Error == "" && r.Data.ResultType == out.Data.ResultType &&
+			len(out.Warnings) == len(r.Warnings) && len(out.Infos) == len(r.Infos) {
+			out.raw = r.raw
 		}
 		return out
 	}

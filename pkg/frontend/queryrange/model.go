@@ -56,6 +56,14 @@ type Response struct {
 	Error     string   `json:"error,omitempty"`
 	Warnings  []string `json:"warnings,omitempty"`
 	Infos     []string `json:"infos,omitempty"`
+
+	// raw is the downstream body this Response was decoded from
+	// (DecodeResponse), which WriteResponse writes as it came instead of
+	// encoding the Response again: the querier writes exactly what
+	// EncodeResponse would. Only a Response that reaches WriteResponse
+	// unchanged keeps it: middlewares build new Responses, never change
+	// one they received.
+	raw []byte
 }
 
 // Data is a range query's result: always a matrix.

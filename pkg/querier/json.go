@@ -1,0 +1,294 @@
+package querier
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+)
+
+// matrixCodec writes successful matrix answers (range queries, the bulk
+// of what the API sends) with appends into one buffer sized up front,
+// byte for byte as v1.JSONCodec does through jsoniter, which grows its
+// buffer by copying and copies the result once more. Everything else —
+// errors, vectors, scalars, histograms, stats, cost — goes to
+// v1.JSONCodec.
+//
+// It is installed as the API's first codec, which is also its default
+// (for requests without an Accept header), so CanEncode accepts all.
+type matrixCodec struct {
+	fallback v1.JSONCodec
+}
+
+var _ v1.Codec = matrixCodec{}
+
+func (c matrixCodec) ContentType() v1.MIMEType { return c.fallback.ContentType() }
+
+func (matrixCodec) CanEncode(*v1.Response) bool { return true }
+
+func (c matrixCodec) Encode(resp *v1.Response) ([]byte, error) {
+	m, ok := floatMatrix(resp)
+	if !ok {
+		return c.fallback.Encode(resp)
+	}
+	return appendMatrixResponse(make([]byte, 0, matrixSizeHint(m, resp)), resp, m), nil
+}
+
+// floatMatrix returns the matrix of a successful range-query answer
+// without histograms, stats or cost: the answers matrixCodec writes.
+func floatMatrix(resp *v1.Response) (promql.Matrix, bool) {
+	if resp.Status != "success" || resp.ErrorType != "" || resp.Error != "" {
+		return nil, false
+	}
+	d, ok := resp.Data.(*v1.QueryData)
+	if !ok || d == nil || d.Stats != nil || d.Cost != nil || d.ResultType != parser.ValueTypeMatrix {
+		return nil, false
+	}
+	m, ok := d.Result.(promql.Matrix)
+	if !ok || m == nil {
+		return nil, false
+	}
+	for _, s := range m {
+		if len(s.Histograms) > 0 {
+			return nil, false
+		}
+	}
+	return m, true
+}
+
+// matrixSizeHint overestimates the encoded size a little: a float point
+// is at most ~45 bytes ([1700000000.123,"-1.2345678901234567e-123"]) but
+// usually about 30.
+func matrixSizeHint(m promql.Matrix, resp *v1.Response) int {
+	n := 128
+	for _, s := range resp.Warnings {
+		n += len(s) + 8
+	}
+	for _, s := range resp.Infos {
+		n += len(s) + 8
+	}
+	for _, s := range m {
+		n += 32 + 36*len(s.Floats) + s.Metric.Len()*6
+		s.Metric.Range(func(l labels.Label) { n += len(l.Name) + len(l.Value) })
+	}
+	return n
+}
+
+// appendMatrixResponse writes what jsoniter's
+// ConfigCompatibleWithStandardLibrary writes for resp, with Prometheus's
+// encoders for the matrix (web/api/v1/json_codec.go, util/jsonutil).
+func appendMatrixResponse(b []byte, resp *v1.Response, m promql.Matrix) []byte {
+	b = append(b, `{"status":`...)
+	b = appendHTMLEscapedString(b, string(resp.Status))
+	b = append(b, `,"data":{"resultType":"matrix","result":[`...)
+	var ts timestampCache
+	for i, s := range m {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"metric":{`...)
+		first := true
+		s.Metric.Range(func(l labels.Label) {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = appendRawString(b, l.Name)
+			b = append(b, ':')
+			b = appendRawString(b, l.Value)
+		})
+		b = append(b, '}')
+		for j, p := range s.Floats {
+			if j == 0 {
+				b = append(b, `,"values":[`...)
+			} else {
+				b = append(b, ',')
+			}
+			b = append(b, '[')
+			b = ts.append(b, p.T)
+			b = append(b, ',')
+			b = appendFloat(b, p.F)
+			b = append(b, ']')
+		}
+		if len(s.Floats) > 0 {
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	b = append(b, "]}"...)
+	b = appendStrings(b, `,"warnings":`, resp.Warnings)
+	b = appendStrings(b, `,"infos":`, resp.Infos)
+	return append(b, '}')
+}
+
+func appendStrings(b []byte, field string, ss []string) []byte {
+	if len(ss) == 0 {
+		return b
+	}
+	b = append(b, field...)
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendHTMLEscapedString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendTimestamp is jsonutil.MarshalTimestamp: seconds with up to three
+// decimals.
+func appendTimestamp(b []byte, t int64) []byte {
+	if t < 0 {
+		b = append(b, '-')
+		t = -t
+	}
+	b = strconv.AppendInt(b, t/1000, 10)
+	if f := t % 1000; f != 0 {
+		b = append(b, '.')
+		if f < 100 {
+			b = append(b, '0')
+		}
+		if f < 10 {
+			b = append(b, '0')
+		}
+		b = strconv.AppendInt(b, f, 10)
+	}
+	return b
+}
+
+// timestampCache keeps the timestamps written so far, encoded: the series
+// of a range query share their evaluation timestamps, and formatting
+// them costs as much as formatting the values.
+type timestampCache struct {
+	ts  []int64 // ascending
+	enc []byte
+	end []int // end of ts[i]'s encoding in enc
+	pos int   // where the next lookup starts: series run through ts in order
+}
+
+func (c *timestampCache) append(b []byte, t int64) []byte {
+	i := c.pos
+	if i >= len(c.ts) || c.ts[i] != t {
+		var found bool
+		i, found = slices.BinarySearch(c.ts, t)
+		if !found {
+			start := len(b)
+			b = appendTimestamp(b, t)
+			if i == len(c.ts) {
+				c.ts = append(c.ts, t)
+				c.enc = append(c.enc, b[start:]...)
+				c.end = append(c.end, len(c.enc))
+				c.pos = i + 1
+			}
+			return b
+		}
+	}
+	c.pos = i + 1
+	start := 0
+	if i > 0 {
+		start = c.end[i-1]
+	}
+	return append(b, c.enc[start:c.end[i]]...)
+}
+
+// appendFloat is jsonutil.MarshalFloat: a quoted number, NaN and ±Inf
+// included.
+func appendFloat(b []byte, f float64) []byte {
+	b = append(b, '"')
+	// Whole numbers (counters, gauges of counts) the quick way: 'f' with
+	// the shortest precision writes them as integers; -0 is "-0".
+	if f == math.Trunc(f) && math.Abs(f) < 1e15 && (f != 0 || !math.Signbit(f)) {
+		b = strconv.AppendInt(b, int64(f), 10)
+		return append(b, '"')
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	return append(b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendRawString is jsoniter's Stream.WriteString, which Prometheus's
+// label encoder uses: only quotes, backslashes and control characters are
+// escaped; other bytes, invalid UTF-8 included, are written as they are.
+func appendRawString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		b = appendEscapedByte(b, c)
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendHTMLEscapedString is jsoniter's string encoding with HTML
+// escaping, what ConfigCompatibleWithStandardLibrary writes for string
+// fields (status, warnings, infos): <, > and & escaped, invalid UTF-8 as
+// \ufffd, U+2028 and U+2029 escaped, \b and \f as \u0008 and \u000c.
+func appendHTMLEscapedString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			b = appendEscapedByte(b, c)
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, `\u202`...)
+			b = append(b, hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+func appendEscapedByte(b []byte, c byte) []byte {
+	switch c {
+	case '\\', '"':
+		return append(b, '\\', c)
+	case '\n':
+		return append(b, '\\', 'n')
+	case '\r':
+		return append(b, '\\', 'r')
+	case '\t':
+		return append(b, '\\', 't')
+	default:
+		return append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+	}
+}
