@@ -55,7 +55,7 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 			return nil
 		}
 		return send()
-	}, send)
+	}, send, false)
 }
 
 // QueryChunks calls f with each of the tenant's series that match, sorted by
@@ -74,26 +74,35 @@ func (i *Ingester) QueryChunks(ctx context.Context, tenantID string, req *ingest
 	if err != nil || db == nil {
 		return err
 	}
-	return forEachChunkSeries(ctx, db, req, matchers, f, nil)
+	// f is done with the chunks when it returns: the iterator is reused.
+	return forEachChunkSeries(ctx, db, req, matchers, f, nil, true)
 }
 
 // forEachChunkSeries calls f for each matching series that has chunks in
 // the request's range (a range inside a gap leaves a series none), in label
 // order unless the request says otherwise, then end (if not nil) while the
-// chunks are still valid: they are not once it returns.
-func forEachChunkSeries(ctx context.Context, db *userDB, req *ingesterpb.QueryRequest, matchers []*labels.Matcher, f func(labels.Labels, []chunks.Meta) error, end func() error) error {
+// chunks are still valid: they are not once it returns. With reuse, f must
+// be done with each series' chunks when it returns: one chunk iterator
+// serves all series.
+func forEachChunkSeries(ctx context.Context, db *userDB, req *ingesterpb.QueryRequest, matchers []*labels.Matcher, f func(labels.Labels, []chunks.Meta) error, end func() error, reuse bool) error {
 	q, err := db.ChunkQuerier(req.StartMs, req.EndMs)
 	if err != nil {
 		return fmt.Errorf("open chunk querier: %w", err)
 	}
 	defer q.Close()
 	ss := q.Select(ctx, !req.Unsorted, shardHints(req, ""), matchers...)
-	var metas []chunks.Meta
+	var (
+		metas []chunks.Meta
+		it    chunks.Iterator
+	)
 	for ss.Next() {
 		s := ss.At()
-		// A fresh iterator: a reused one may recycle the buffers of chunks
-		// still waiting to be sent.
-		it := s.Iterator(nil)
+		// Without reuse, a fresh iterator: a reused one may recycle the
+		// buffers of chunks still waiting to be sent.
+		if !reuse {
+			it = nil
+		}
+		it = s.Iterator(it)
 		metas = metas[:0]
 		for it.Next() {
 			metas = append(metas, it.At())
