@@ -241,6 +241,9 @@ func (d *Distributor) push(ctx context.Context, tenantID string, pr *pushRequest
 
 	if len(keys) > 0 {
 		pr.keys = keys
+		if invalid > 0 || len(metadata) != len(req.Metadata) || raw == nil {
+			pr.wire = nil // not the body as it came: encoded anew if needed
+		}
 		if err := d.send(ctx, tenantID, pr, valid, validRaw, metadata, keys); err != nil {
 			return err
 		}
@@ -281,7 +284,18 @@ func (d *Distributor) send(ctx context.Context, tenantID string, pr *pushRequest
 		cancelRPCs()
 		pr.release()
 	}
-	err := ring.DoBatchWithOptions(waitCtx, ring.Write, d.batchRing(), keys, func(ing ring.InstanceDesc, idx []int) error {
+	br := d.batchRing()
+	var all []int
+	if _, ok := br.(sameReplicas); ok {
+		// Every item has the same replicas, so the same outcome: DoBatch
+		// tracks one key for all of them, and each replica gets every item.
+		all = pr.allItems(len(keys))
+		keys = keys[:1]
+	}
+	err := ring.DoBatchWithOptions(waitCtx, ring.Write, br, keys, func(ing ring.InstanceDesc, idx []int) error {
+		if all != nil {
+			idx = all
+		}
 		if d.local != nil && ing.Addr == d.local.Addr() {
 			err := d.local.PushWriteRequest(rpcCtx, tenantID, subset(series, metadata, idx))
 			if err != nil {
@@ -289,20 +303,35 @@ func (d *Distributor) send(ctx context.Context, tenantID string, pr *pushRequest
 			}
 			return err
 		}
-		bp := encodeBuffers.Get().(*[]byte)
-		var err error
-		*bp, err = encodeRequest((*bp)[:0], series, raw, metadata, idx)
-		if err != nil {
-			putEncodeBuffer(bp)
-			return fmt.Errorf("encode push to ingester %s: %w", ing.Id, err)
-		}
 		c, err := d.deps.Clients.GetClientForInstance(ing)
 		if err != nil {
-			putEncodeBuffer(bp)
 			return fmt.Errorf("connect to ingester %s: %w", ing.Id, err)
 		}
-		// gRPC hands bp back once it is written out.
-		err = c.(*client.Client).PushEncoded(rpcCtx, bp, encodeBufferPool{})
+		if len(idx) == len(series)+len(metadata) {
+			// Everything, as to every other replica (DoBatch lists the items
+			// in order): one encoding serves them all.
+			pr.encodeOnce.Do(func() {
+				if pr.wire == nil {
+					pr.encoded, pr.encodeErr = encodeRequest(pr.encoded[:0], series, raw, metadata, idx)
+					pr.wire = pr.encoded
+				}
+			})
+			if pr.encodeErr != nil {
+				return fmt.Errorf("encode push to ingester %s: %w", ing.Id, pr.encodeErr)
+			}
+			// gRPC holds a reference of its own until it has written wire out.
+			pr.retain()
+			err = c.(*client.Client).PushEncoded(rpcCtx, &pr.wire, wireReleaser{pr})
+		} else {
+			bp := encodeBuffers.Get().(*[]byte)
+			*bp, err = encodeRequest((*bp)[:0], series, raw, metadata, idx)
+			if err != nil {
+				putEncodeBuffer(bp)
+				return fmt.Errorf("encode push to ingester %s: %w", ing.Id, err)
+			}
+			// gRPC hands bp back once it is written out.
+			err = c.(*client.Client).PushEncoded(rpcCtx, bp, encodeBufferPool{})
+		}
 		if err != nil {
 			d.metrics.ingesterPushFailures.WithLabelValues(ing.Id).Inc()
 			d.logger.Debug("push to ingester failed", "tenant", tenantID, "ingester", ing.Id, "err", err)

@@ -234,6 +234,12 @@ func (noopIngester) Push(context.Context, *ingesterpb.PushRequest) (*ingesterpb.
 // startNoopIngester serves a noopIngester on a free loopback port until the
 // benchmark ends and returns its address.
 func startNoopIngester(b testing.TB) string {
+	return startIngesterServer(b, noopIngester{})
+}
+
+// startIngesterServer serves srv on a free loopback port until the test
+// ends and returns its address.
+func startIngesterServer(b testing.TB, ing ingesterpb.IngesterServer) string {
 	b.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -243,7 +249,7 @@ func startNoopIngester(b testing.TB) string {
 		grpc.MaxRecvMsgSize(100<<20),
 		grpc.ChainUnaryInterceptor(middleware.ServerUserHeaderInterceptor),
 	)
-	ingesterpb.RegisterIngesterServer(srv, noopIngester{})
+	ingesterpb.RegisterIngesterServer(srv, ing)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(lis) }()
 	b.Cleanup(func() {

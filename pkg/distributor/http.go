@@ -127,5 +127,6 @@ func (d *Distributor) decode(r *http.Request, pr *pushRequest) (int, error) {
 	if err := pr.arena.Unmarshal(buf, &pr.req, &pr.raw); err != nil {
 		return http.StatusBadRequest, fmt.Errorf("body is not a protobuf remote-write WriteRequest: %w", err)
 	}
+	pr.wire = buf // forwarded as it came, if validation changes nothing
 	return 0, nil
 }

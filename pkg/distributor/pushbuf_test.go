@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/client"
+	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
 	"github.com/neocortex-metrics/neocortex/pkg/remotewrite"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
 )
@@ -98,4 +102,112 @@ func TestPooledRequestOutlivesTheAnswer(t *testing.T) {
 	require.Equal(t, want("second_bbbbbbbbbbb"), names(second))
 	close(local.proceed)
 	require.Equal(t, http.StatusNoContent, <-done)
+}
+
+// recordingIngester decodes every push it gets and keeps its series'
+// labels and values, as a string per series.
+type recordingIngester struct {
+	ingesterpb.UnimplementedIngesterServer
+	mu     sync.Mutex
+	series []string
+}
+
+func (r *recordingIngester) Push(_ context.Context, req *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
+	var wr prompb.WriteRequest
+	if err := wr.Unmarshal(req.WriteRequest); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ts := range wr.Timeseries {
+		r.series = append(r.series, fmt.Sprintf("%v %v", ts.Labels, ts.Samples))
+	}
+	return &ingesterpb.PushResponse{}, nil
+}
+
+func (r *recordingIngester) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := slices.Clone(r.series)
+	slices.Sort(out)
+	return out
+}
+
+// TestEveryReplicaGetsTheRequest pushes many requests at once through the
+// HTTP handler to three replicas of every series, some requests with an
+// invalid series (so encoded anew) and some intact (forwarded as they
+// came): every replica must get exactly the valid series of every request,
+// whatever the reuse of buffers between requests.
+func TestEveryReplicaGetsTheRequest(t *testing.T) {
+	r := &benchRing{}
+	pool := benchClientPool{}
+	var ingesters []*recordingIngester
+	for i := range 3 {
+		ing := &recordingIngester{}
+		ingesters = append(ingesters, ing)
+		addr := startIngesterServer(t, ing)
+		c, err := client.Dial(client.Config{MaxRecvMsgSize: 100 << 20, MaxSendMsgSize: 100 << 20}, addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		pool[addr] = c
+		r.instances = append(r.instances, ring.InstanceDesc{Id: fmt.Sprintf("ingester-%d", i), Addr: addr, State: ring.ACTIVE, Timestamp: time.Now().Unix()})
+	}
+	d := newBenchDistributor(t, r, pool)
+	h := d.PushHandler()
+
+	now := time.Now().UnixMilli()
+	var (
+		want []string
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+	)
+	for req := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var wr prompb.WriteRequest
+			var valid []string
+			for i := range 30 {
+				name := fmt.Sprintf("m_%d_%d", req, i)
+				if req%2 == 1 && i == 7 {
+					name = "0_invalid" // a bad metric name: the request is not intact
+				}
+				ts := prompb.TimeSeries{
+					Labels:  []prompb.Label{{Name: "__name__", Value: name}, {Name: "pad", Value: strings.Repeat("x", 40)}},
+					Samples: []prompb.Sample{{Timestamp: now, Value: float64(req*100 + i)}},
+				}
+				wr.Timeseries = append(wr.Timeseries, ts)
+				if name != "0_invalid" {
+					valid = append(valid, fmt.Sprintf("%v %v", ts.Labels, ts.Samples))
+				}
+			}
+			body, err := remotewrite.Encode(&wr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			hr := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(body))
+			hr = hr.WithContext(tenant.WithTenant(hr.Context(), "t"))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, hr)
+			wantCode := http.StatusNoContent
+			if req%2 == 1 {
+				wantCode = http.StatusBadRequest
+			}
+			if rec.Code != wantCode {
+				t.Errorf("request %d: status %d, want %d: %s", req, rec.Code, wantCode, rec.Body.String())
+			}
+			mu.Lock()
+			want = append(want, valid...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	slices.Sort(want)
+	require.Len(t, want, 40*30-20)
+	for i, ing := range ingesters {
+		// The third replica may still be receiving after quorum.
+		require.Eventually(t, func() bool { return len(ing.got()) >= len(want) }, 10*time.Second, 10*time.Millisecond, "ingester %d", i)
+		require.True(t, slices.Equal(want, ing.got()), "ingester %d got other series than were sent", i)
+	}
 }

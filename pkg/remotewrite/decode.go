@@ -64,9 +64,17 @@ type Arena struct {
 // Unmarshal is UnmarshalRaw (Unmarshal if raw is nil) into the arena's
 // memory. req.Timeseries and *raw are set to the arena's slices.
 func (a *Arena) Unmarshal(buf []byte, req *prompb.WriteRequest, raw *[][]byte) error {
-	nSeries, nLabels, nSamples, err := count(buf)
-	if err != nil {
-		return err
+	var (
+		nSeries, nLabels, nSamples int
+		err                        error
+	)
+	if cap(a.series) == 0 {
+		// A fresh arena is sized by a first pass; a used one is usually
+		// large enough already, and grows by appending if not (a series'
+		// slices keep pointing into the array they were decoded into).
+		if nSeries, nLabels, nSamples, err = count(buf); err != nil {
+			return err
+		}
 	}
 	req.Timeseries = grow(a.series, nSeries)
 	if raw != nil {
@@ -200,11 +208,10 @@ func decodeSeries(b []byte, ts *prompb.TimeSeries, labelArena []prompb.Label, sa
 		b = b[n:]
 		switch num {
 		case fieldSeriesLabels:
-			l, err := decodeLabel(v)
-			if err != nil {
+			labelArena = append(labelArena, prompb.Label{})
+			if err := decodeLabel(v, &labelArena[len(labelArena)-1]); err != nil {
 				return nil, nil, err
 			}
-			labelArena = append(labelArena, l)
 		case fieldSeriesSamples:
 			s, err := decodeSample(v)
 			if err != nil {
@@ -236,18 +243,28 @@ func decodeSeries(b []byte, ts *prompb.TimeSeries, labelArena []prompb.Label, sa
 	return labelArena, sampleArena, nil
 }
 
-func decodeLabel(b []byte) (prompb.Label, error) {
-	var l prompb.Label
+// decodeLabel decodes a Label into l, which must be zero.
+func decodeLabel(b []byte, l *prompb.Label) error {
+	// What clients send: the name, then the value, each shorter than 128
+	// bytes, and nothing else. The loop below decodes the same bytes to the
+	// same label, only slower.
+	if len(b) >= 4 && b[0] == fieldLabelName<<3|byte(protowire.BytesType) && b[1] < 0x80 {
+		n := int(b[1])
+		if 4+n <= len(b) && b[2+n] == fieldLabelValue<<3|byte(protowire.BytesType) && b[3+n] < 0x80 && 4+n+int(b[3+n]) == len(b) {
+			l.Name, l.Value = yoloString(b[2:2+n]), yoloString(b[4+n:])
+			return nil
+		}
+	}
 	for len(b) > 0 {
 		num, typ, n := consumeTag(b)
 		if n < 0 {
-			return l, protowire.ParseError(n)
+			return protowire.ParseError(n)
 		}
 		b = b[n:]
 		if typ == protowire.BytesType && (num == fieldLabelName || num == fieldLabelValue) {
 			v, n := consumeBytes(b)
 			if n < 0 {
-				return l, protowire.ParseError(n)
+				return protowire.ParseError(n)
 			}
 			b = b[n:]
 			if num == fieldLabelName {
@@ -259,11 +276,11 @@ func decodeLabel(b []byte) (prompb.Label, error) {
 		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {
-			return l, protowire.ParseError(n)
+			return protowire.ParseError(n)
 		}
 		b = b[n:]
 	}
-	return l, nil
+	return nil
 }
 
 func decodeSample(b []byte) (prompb.Sample, error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -46,10 +47,16 @@ func randomRequest(r *rand.Rand, nSeries int) *prompb.WriteRequest {
 
 // TestUnmarshalMatchesGenerated decodes random requests with both decoders
 // and requires the same result.
+// The same with one Arena reused for all requests, of sizes that make it
+// grow while decoding, with the raw encodings checked too.
 func TestUnmarshalMatchesGenerated(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
+	var (
+		arena Arena
+		raw   [][]byte
+	)
 	for i := 0; i < 300; i++ {
-		want := randomRequest(r, r.IntN(30))
+		want := randomRequest(r, r.IntN(30)+10*(i%7))
 		buf, err := want.Marshal()
 		require.NoError(t, err)
 
@@ -60,7 +67,29 @@ func TestUnmarshalMatchesGenerated(t *testing.T) {
 		normalize(&gen)
 		normalize(&got)
 		require.Equal(t, gen, got, "request %d", i)
+
+		var reused prompb.WriteRequest
+		require.NoError(t, arena.Unmarshal(buf, &reused, &raw))
+		require.Len(t, raw, len(reused.Timeseries))
+		for j, b := range raw {
+			var ts prompb.TimeSeries
+			require.NoError(t, ts.Unmarshal(b))
+			require.Equal(t, gen.Timeseries[j].Samples, normalizedSamples(ts.Samples), "request %d series %d", i, j)
+		}
+		normalize(&reused)
+		require.Equal(t, gen, reused, "request %d, reused arena", i)
 	}
+}
+
+// normalizedSamples is samples as normalize leaves them.
+func normalizedSamples(s []prompb.Sample) []prompb.Sample {
+	if len(s) == 0 {
+		return nil
+	}
+	for j := range s {
+		s[j].XXX_unrecognized = nil
+	}
+	return s
 }
 
 // normalize makes nil and empty slices compare equal and drops the unknown
@@ -185,12 +214,17 @@ func BenchmarkUnmarshal(b *testing.B) {
 	}
 	buf, err := req.Marshal()
 	require.NoError(b, err)
+	var arena Arena
+	var raw [][]byte
 	for _, bc := range []struct {
 		name string
 		f    func([]byte, *prompb.WriteRequest) error
 	}{
 		{"generated", func(b []byte, r *prompb.WriteRequest) error { return r.Unmarshal(b) }},
 		{"zero-copy", Unmarshal},
+		// As the distributor decodes: into a reused arena, with the raw
+		// encoding of each series.
+		{"zero-copy-reused-arena", func(b []byte, r *prompb.WriteRequest) error { return arena.Unmarshal(b, r, &raw) }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -202,5 +236,46 @@ func BenchmarkUnmarshal(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/sample")
 		})
+	}
+}
+
+// TestDecodeLabel checks the fast path and the general decoding of a label
+// against the generated code, on encodings clients send and ones they may.
+func TestDecodeLabel(t *testing.T) {
+	long := strings.Repeat("n", 200)
+	enc := func(fields ...any) []byte { // pairs of field number and string
+		var b []byte
+		for i := 0; i < len(fields); i += 2 {
+			b = protowire.AppendTag(b, protowire.Number(fields[i].(int)), protowire.BytesType)
+			b = protowire.AppendString(b, fields[i+1].(string))
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"name then value", enc(1, "job", 2, "api")},
+		{"empty name and value", enc(1, "", 2, "")},
+		{"long name", enc(1, long, 2, "v")},
+		{"long value", enc(1, "n", 2, long)},
+		{"value then name", enc(2, "api", 1, "job")},
+		{"name only", enc(1, "job")},
+		{"repeated name", enc(1, "a", 1, "b", 2, "v")},
+		{"unknown field after", append(enc(1, "job", 2, "api"), protowire.AppendVarint(protowire.AppendTag(nil, 5, protowire.VarintType), 7)...)},
+		{"unknown field between", enc(1, "job", 9, "x", 2, "api")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var want prompb.Label
+			require.NoError(t, want.Unmarshal(tc.b))
+			var got prompb.Label
+			require.NoError(t, decodeLabel(tc.b, &got))
+			require.Equal(t, want.Name, got.Name)
+			require.Equal(t, want.Value, got.Value)
+		})
+	}
+	for _, b := range [][]byte{{0x0a, 5, 'j'}, {0x0a, 1, 'j', 0x12}, {0x0a, 1, 'j', 0x12, 3, 'a'}} {
+		var l prompb.Label
+		require.Error(t, decodeLabel(b, &l), "%x", b)
 	}
 }

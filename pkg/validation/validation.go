@@ -120,10 +120,10 @@ func Labels(l *limits.Limits, ls []prompb.Label) *Error {
 			return fail(ReasonInvalidLabelValue, "value of label %q is not valid UTF-8", lb.Name)
 		}
 		if i > 0 {
-			switch prev := ls[i-1].Name; {
-			case prev == lb.Name:
+			switch prev := ls[i-1].Name; strings.Compare(prev, lb.Name) {
+			case 0:
 				return fail(ReasonDuplicateLabelName, "duplicate label name %q", lb.Name)
-			case prev > lb.Name:
+			case 1:
 				return fail(ReasonLabelsNotSorted, "labels are not sorted by name: %q comes after %q", lb.Name, prev)
 			}
 		}
