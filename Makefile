@@ -34,7 +34,9 @@ generate:
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
-	$(GO) vet ./...
+	# stdmethods off: Prometheus's chunkenc.Iterator has a Seek(int64) that
+	# vet takes for a malformed io.Seeker.
+	$(GO) vet -stdmethods=false ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -16,7 +16,9 @@ import (
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
 	"github.com/neocortex-metrics/neocortex/pkg/limits"
@@ -206,4 +208,43 @@ func liveHeap() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
+}
+
+// BenchmarkQueryChunks measures reading every chunk of 10k series of 16
+// samples each for an in-process querier (QueryChunks), the first step of
+// any PromQL query over recent data; ns/series is per series read.
+func BenchmarkQueryChunks(b *testing.B) {
+	const numSeries = 10 * benchSeriesPerRequest
+	ing := startBenchIngester(b)
+	ctx := tenant.WithTenant(context.Background(), benchTenant)
+	for round := range int64(16) {
+		for g := 0; g < numSeries; g += benchSeriesPerRequest {
+			benchPush(ctx, b, ing, benchPushRequest(b, g, benchSeriesPerRequest, benchSampleTime(round)))
+		}
+	}
+	req := &ingesterpb.QueryRequest{
+		StartMs:  benchBaseTimestamp,
+		EndMs:    benchSampleTime(16),
+		Matchers: []*ingesterpb.LabelMatcher{{Type: ingesterpb.LabelMatcher_RE, Name: "__name__", Value: ".+"}},
+	}
+	b.ReportAllocs()
+	series := 0
+	for b.Loop() {
+		n := 0
+		err := ing.QueryChunks(ctx, benchTenant, req, func(_ labels.Labels, metas []chunks.Meta) error {
+			n++
+			if len(metas) != 1 {
+				return fmt.Errorf("got %d chunks, want 1", len(metas))
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n != numSeries {
+			b.Fatalf("read %d series, want %d", n, numSeries)
+		}
+		series += n
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(series), "ns/series")
 }

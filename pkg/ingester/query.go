@@ -55,13 +55,14 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 			return nil
 		}
 		return send()
-	}, send, false)
+	}, send, chunkReadOptions{})
 }
 
 // QueryChunks calls f with each of the tenant's series that match, sorted by
 // labels, and its chunks: the work of QueryStream without gRPC, for a
 // querier in the same process. The labels may be kept; the chunks' bytes
-// are valid only during the call.
+// are valid only during the call. The chunks come whole: they may hold
+// samples outside the request's range, which the caller must drop.
 func (i *Ingester) QueryChunks(ctx context.Context, tenantID string, req *ingesterpb.QueryRequest, f func(labels.Labels, []chunks.Meta) error) error {
 	if err := checkShard(req); err != nil {
 		return err
@@ -74,23 +75,37 @@ func (i *Ingester) QueryChunks(ctx context.Context, tenantID string, req *ingest
 	if err != nil || db == nil {
 		return err
 	}
-	// f is done with the chunks when it returns: the iterator is reused.
-	return forEachChunkSeries(ctx, db, req, matchers, f, nil, true)
+	// f is done with the chunks when it returns, and the querier drops
+	// the samples outside the range itself.
+	return forEachChunkSeries(ctx, db, req, matchers, f, nil, chunkReadOptions{reuse: true, untrimmed: true})
+}
+
+// chunkReadOptions say how the reader of forEachChunkSeries takes chunks.
+type chunkReadOptions struct {
+	// reuse: f is done with each series' chunks when it returns, so one
+	// chunk iterator serves all series.
+	reuse bool
+	// untrimmed: chunks come whole, with any samples outside the request's
+	// range, which the reader drops. Trimming them here would re-encode
+	// every open head chunk (its end is not final), on every query.
+	untrimmed bool
 }
 
 // forEachChunkSeries calls f for each matching series that has chunks in
 // the request's range (a range inside a gap leaves a series none), in label
 // order unless the request says otherwise, then end (if not nil) while the
-// chunks are still valid: they are not once it returns. With reuse, f must
-// be done with each series' chunks when it returns: one chunk iterator
-// serves all series.
-func forEachChunkSeries(ctx context.Context, db *userDB, req *ingesterpb.QueryRequest, matchers []*labels.Matcher, f func(labels.Labels, []chunks.Meta) error, end func() error, reuse bool) error {
+// chunks are still valid: they are not once it returns.
+func forEachChunkSeries(ctx context.Context, db *userDB, req *ingesterpb.QueryRequest, matchers []*labels.Matcher, f func(labels.Labels, []chunks.Meta) error, end func() error, o chunkReadOptions) error {
 	q, err := db.ChunkQuerier(req.StartMs, req.EndMs)
 	if err != nil {
 		return fmt.Errorf("open chunk querier: %w", err)
 	}
 	defer q.Close()
-	ss := q.Select(ctx, !req.Unsorted, shardHints(req, ""), matchers...)
+	hints := shardHints(req, "")
+	if o.untrimmed {
+		hints = &storage.SelectHints{Start: req.StartMs, End: req.EndMs, ShardIndex: req.ShardIndex, ShardCount: req.ShardCount, DisableTrimming: true}
+	}
+	ss := q.Select(ctx, !req.Unsorted, hints, matchers...)
 	var (
 		metas []chunks.Meta
 		it    chunks.Iterator
@@ -99,7 +114,7 @@ func forEachChunkSeries(ctx context.Context, db *userDB, req *ingesterpb.QueryRe
 		s := ss.At()
 		// Without reuse, a fresh iterator: a reused one may recycle the
 		// buffers of chunks still waiting to be sent.
-		if !reuse {
+		if !o.reuse {
 			it = nil
 		}
 		it = s.Iterator(it)

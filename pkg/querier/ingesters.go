@@ -64,6 +64,7 @@ type LocalIngester interface {
 	Addr() string
 	// QueryChunks calls f with each matching series and its chunks, in
 	// label order; the labels may be kept, the chunk bytes only during f.
+	// The chunks may hold samples outside the request's range.
 	QueryChunks(ctx context.Context, tenantID string, req *ingesterpb.QueryRequest, f func(labels.Labels, []chunks.Meta) error) error
 }
 
@@ -398,7 +399,11 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 				cs = append(cs, s)
 			}
 			uniqueSeries += len(cs)
-			sets = append(sets, storage.NewSeriesSetFromChunkSeriesSet(&listChunkSeriesSet{series: cs, idx: -1}))
+			var set storage.SeriesSet = storage.NewSeriesSetFromChunkSeriesSet(&listChunkSeriesSet{series: cs, idx: -1})
+			if len(r) > 0 && r[0].untrimmed {
+				set = trimmedSeriesSet{SeriesSet: set, mint: mint, maxt: maxt}
+			}
+			sets = append(sets, set)
 		}
 	}
 	// One ingester's answer holds each series once; replicas' answers
@@ -425,6 +430,9 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 type fetchedSeries struct {
 	*storage.ChunkSeriesEntry
 	chunks, bytes int
+	// untrimmed: the chunks may hold samples outside the requested range
+	// (the in-process ingester's, see LocalIngester.QueryChunks).
+	untrimmed bool
 }
 
 // queryIngester reads the whole chunk stream of one ingester into chunk
@@ -488,7 +496,9 @@ func queryLocal(ctx context.Context, l LocalIngester, tenantID string, req *inge
 			}
 			own[i] = chunks.Meta{MinTime: m.MinTime, MaxTime: m.MaxTime, Chunk: chk}
 		}
-		out = append(out, newFetchedSeries(ls, own))
+		fs := newFetchedSeries(ls, own)
+		fs.untrimmed = true
+		out = append(out, fs)
 		return nil
 	})
 	return out, err
