@@ -48,6 +48,8 @@ stop_server
 
 # 2. New-series ingest: 400k series created as fast as the server takes them.
 rm -rf "$work/data"; start_server
+sleep 2
+idle=$(rss "$pid")
 loadgen -active-series 400000 -interval 1s -samples 400000 -concurrency 4 -series-per-request 1000 >"$work/new.out" 2>&1
 figure new_series_samples_per_second samples_per_second "$work/new.out"
 # A second sample for every series, then memory once GC has settled.
@@ -56,6 +58,8 @@ sleep 15
 steady=$(rss "$pid")
 echo "memory_rss_bytes_400k_series: $steady"
 echo "memory_rss_bytes_per_series: $((steady / 400000))"
+echo "memory_rss_bytes_idle: $idle"
+echo "memory_rss_bytes_per_series_above_idle: $(((steady - idle) / 400000))"
 
 # 3. Range queries over those series: 10 minutes at a 15s step.
 now=$(date +%s); start=$((now - 600))
