@@ -214,3 +214,15 @@ func (w *timingWriter) Write(b []byte) (int, error) {
 	}
 	return w.ResponseWriter.Write(b)
 }
+
+// Flush flushes what was written (the range handler flushes its answer
+// before caching it).
+func (w *timingWriter) Flush() {
+	if !w.written {
+		w.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap returns the underlying writer, for http.ResponseController.
+func (w *timingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -2,9 +2,14 @@ package frontend
 
 import (
 	"flag"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/neocortex-metrics/neocortex/pkg/frontend/transport"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -33,4 +38,16 @@ func TestConfigValidate(t *testing.T) {
 			require.EqualError(t, err, tc.wantErr)
 		})
 	}
+}
+
+// TestTimingWriterFlushes: the range handler flushes its answer through
+// the writer before caching it; a flush starts the answer, with its
+// Server-Timing.
+func TestTimingWriterFlushes(t *testing.T) {
+	rec := httptest.NewRecorder()
+	tw := &timingWriter{ResponseWriter: rec, start: time.Now(), stats: &transport.Stats{}}
+	require.NoError(t, http.NewResponseController(tw).Flush())
+	require.True(t, rec.Flushed)
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Contains(t, rec.Header().Get("Server-Timing"), "response_time;dur=")
 }

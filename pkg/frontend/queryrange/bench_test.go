@@ -58,13 +58,13 @@ func BenchmarkSplitMerge(b *testing.B) {
 func BenchmarkCodec(b *testing.B) {
 	r := &Request{Start: 100 * day, End: 101*day - minute, Step: minute}
 	resp := benchResponse(r, 1000)
-	body := EncodeResponse(resp)
-	ext := encodeExtents([]extent{{start: r.Start, end: r.End, resp: resp}})
+	body := must[[]byte](b)(EncodeResponse(resp))
+	ext := must[[]byte](b)(encodeExtents([]extent{{start: r.Start, end: r.End, resp: resp}}))
 	b.Run("EncodeResponse", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(body)))
 		for b.Loop() {
-			EncodeResponse(resp)
+			_, _ = EncodeResponse(resp)
 		}
 	})
 	b.Run("DecodeResponse", func(b *testing.B) {
@@ -75,10 +75,18 @@ func BenchmarkCodec(b *testing.B) {
 			require.NoError(b, err)
 		}
 	})
+	b.Run("DecodeResponse/skim", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			_, _, err := skimJSONResponse(body)
+			require.NoError(b, err)
+		}
+	})
 	b.Run("encodeExtents", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			encodeExtents([]extent{{start: r.Start, end: r.End, resp: resp}})
+			_, _ = encodeExtents([]extent{{start: r.Start, end: r.End, resp: resp}})
 		}
 		b.ReportMetric(float64(len(ext)), "cached_bytes")
 	})

@@ -197,7 +197,10 @@ func formatStep(step int64) string {
 
 // DecodeResponse reads a downstream answer. Any status but 200 is an
 // *HTTPError with the body and headers; a 200 whose body is not a
-// successful matrix answer is an error, never an empty result.
+// successful matrix answer is an error, never an empty result. The series
+// are only checked to be well-nested JSON, and decoded when first read
+// (Response.Result): an answer passed on unchanged is never decoded, and
+// one that is cached is decoded after it is written (see NewHTTPHandler).
 func DecodeResponse(r *http.Response) (*Response, error) {
 	body, err := readBody(r)
 	if err != nil {
@@ -206,12 +209,21 @@ func DecodeResponse(r *http.Response) (*Response, error) {
 	if r.StatusCode != http.StatusOK {
 		return nil, &HTTPError{Code: r.StatusCode, Header: r.Header.Clone(), Body: body}
 	}
-	resp, err := decodeResponseBody(body)
-	if err != nil {
-		return nil, err
+	resp, series, err := skimJSONResponse(body)
+	if err == nil {
+		err = checkResponse(resp)
 	}
-	// An empty result costs nothing to encode, and may have come as null.
-	if len(resp.Data.Result) > 0 && isJSON(r.Header) {
+	if err != nil {
+		return nil, fmt.Errorf("decode response: %w", err)
+	}
+	if !series {
+		// An empty result costs nothing to encode, and may have come as
+		// null.
+		resp.Data.Result = model.Matrix{}
+		return resp, nil
+	}
+	resp.lazy = &lazyResult{body: body}
+	if isJSON(r.Header) {
 		resp.raw = body
 	}
 	return resp, nil
@@ -222,8 +234,12 @@ func DecodeResponse(r *http.Response) (*Response, error) {
 const maxBodyHint = 1 << 30
 
 // readBody reads the whole body into one buffer of its Content-Length,
-// when known, rather than growing one by doubling.
+// when known, rather than growing one by doubling; a body already in
+// memory (transport.HTTPRoundTripper's, which has Bytes) it takes as it is.
 func readBody(r *http.Response) ([]byte, error) {
+	if b, ok := r.Body.(interface{ Bytes() []byte }); ok {
+		return b.Bytes(), nil
+	}
 	if r.ContentLength <= 0 || r.ContentLength > maxBodyHint {
 		return io.ReadAll(r.Body)
 	}
@@ -240,16 +256,14 @@ func isJSON(h http.Header) bool {
 	return ct == "application/json" || strings.HasPrefix(ct, "application/json;")
 }
 
+// decodeResponseBody decodes a whole successful matrix answer.
 func decodeResponseBody(body []byte) (*Response, error) {
 	resp, err := decodeJSONResponse(body)
+	if err == nil {
+		err = checkResponse(resp)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decode response: %w", err)
-	}
-	if resp.Status != statusSuccess {
-		return nil, fmt.Errorf("decode response: status %q with 200 OK: %s", resp.Status, resp.Error)
-	}
-	if resp.Data.ResultType != model.ValMatrix {
-		return nil, fmt.Errorf("decode response: result type %q, want matrix", resp.Data.ResultType)
 	}
 	if resp.Data.Result == nil {
 		resp.Data.Result = model.Matrix{}
@@ -257,14 +271,33 @@ func decodeResponseBody(body []byte) (*Response, error) {
 	return resp, nil
 }
 
+// checkResponse refuses a body that is not a successful matrix answer.
+func checkResponse(resp *Response) error {
+	if resp.Status != statusSuccess {
+		return fmt.Errorf("status %q with 200 OK: %s", resp.Status, resp.Error)
+	}
+	if resp.Data.ResultType != model.ValMatrix {
+		return fmt.Errorf("result type %q, want matrix", resp.Data.ResultType)
+	}
+	return nil
+}
+
 // WriteResponse writes r with 200 OK, as Prometheus does: a downstream
-// answer that reached it unchanged as it came, any other encoded.
+// answer that reached it unchanged as it came, any other encoded, or the
+// error of decoding its series (WriteError). It sets Content-Length, so
+// that the client has the whole answer once it is written, whatever the
+// handler does next.
 func WriteResponse(w http.ResponseWriter, r *Response) {
 	b := r.raw
 	if b == nil {
-		b = EncodeResponse(r)
+		var err error
+		if b, err = EncodeResponse(r); err != nil {
+			WriteError(w, err)
+			return
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 }
@@ -295,7 +328,8 @@ func WriteError(w http.ResponseWriter, err error) {
 	case errors.Is(err, context.DeadlineExceeded):
 		code, typ = http.StatusServiceUnavailable, errorTypeTimeout
 	}
+	b, _ := EncodeResponse(&Response{Status: statusError, ErrorType: typ, Error: err.Error()}) // no series: no error
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_, _ = w.Write(EncodeResponse(&Response{Status: statusError, ErrorType: typ, Error: err.Error()}))
+	_, _ = w.Write(b)
 }

@@ -113,6 +113,9 @@ func TestDecodeResponse(t *testing.T) {
 		body    string
 		want    *Response
 		wantErr string
+		// wantSeriesErr is the error of reading the series, which
+		// DecodeResponse only checks to be well-nested JSON.
+		wantSeriesErr string
 	}{
 		{name: "matrix", code: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"b"},"values":[[1,"2"]]}]},"warnings":["w"]}`,
 			want: &Response{Status: "success", Data: Data{ResultType: model.ValMatrix, Result: model.Matrix{{Metric: model.Metric{"a": "b"}, Values: []model.SamplePair{{Timestamp: 1000, Value: 2}}}}}, Warnings: []string{"w"}}},
@@ -121,15 +124,23 @@ func TestDecodeResponse(t *testing.T) {
 		{name: "truncated", code: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"b"},"values":[[1,"2"]`,
 			wantErr: "decode response: offset 97: unexpected end of input"},
 		{name: "bad value", code: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"two"]]}]}}`,
-			wantErr: `decode response: offset 91: invalid sample value "two"`},
+			wantSeriesErr: `decode response: offset 91: invalid sample value "two"`},
+		{name: "series not nested", code: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"b"]}]}}`,
+			wantErr: "decode response: offset 78: unexpected ']'"},
+		{name: "series not closed", code: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"b\"]}]}}`,
+			wantErr: "decode response: offset 84: unexpected end of input"},
+		{name: "control character in the series", code: 200, body: "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[{\"metric\":{\"a\":\"\n\"}}]}}",
+			wantErr: "decode response: offset 76: control character in string"},
+		{name: "series not an array", code: 200, body: `{"status":"success","data":{"resultType":"matrix","result":{}}}`,
+			wantErr: "decode response: offset 59: unexpected '{' want '['"},
 		{name: "not json", code: 200, body: `<html>gateway</html>`, wantErr: `decode response: offset 0: unexpected '<' want '{'`},
 		{name: "trailing data", code: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[]}} {}`, wantErr: "decode response: offset 64: data after the JSON value"},
 		{name: "vector", code: 200, body: `{"status":"success","data":{"resultType":"vector","result":[]}}`, wantErr: `decode response: result type "vector", want matrix`},
 		{name: "error with 200", code: 200, body: `{"status":"error","errorType":"execution","error":"boom"}`, wantErr: `decode response: status "error" with 200 OK: boom`},
-		{name: "null series", code: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[null]}}`, wantErr: "decode response: offset 64: null series"},
-		{name: "null histogram", code: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"histograms":[[1,null]]}]}}`, wantErr: "decode response: offset 94: null histogram"},
-		{name: "bad timestamp", code: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[["1","2"]]}]}}`, wantErr: "decode response: offset 84: invalid timestamp"},
-		{name: "bad escape", code: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"\q"},"values":[]}]}}`, wantErr: `decode response: offset 78: invalid escape 'q'`},
+		{name: "null series", code: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[null]}}`, wantSeriesErr: "decode response: offset 64: null series"},
+		{name: "null histogram", code: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"histograms":[[1,null]]}]}}`, wantSeriesErr: "decode response: offset 94: null histogram"},
+		{name: "bad timestamp", code: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[["1","2"]]}]}}`, wantSeriesErr: "decode response: offset 84: invalid timestamp"},
+		{name: "bad escape", code: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"\q"},"values":[]}]}}`, wantSeriesErr: `decode response: offset 78: invalid escape 'q'`},
 		{name: "unknown fields, escapes, spacing, result before its type", code: 200, body: ` { "data" : { "result" : [ { "metric" : { "a\u00e9\/" : "\ud83d\ude00\n\"" , "x": "\u0000" } , "values" : [ [ -1.5 , "NaN" ] , [ 2 , "-Inf" ] ] , "extra" : [ 1, -2.5e3, true, false, null, {"k": ["v"]} ] } ] , "resultType" : "matrix", "stats": {"timings": {"evalTotalTime": 0.01}} } , "status" : "success" , "warnings" : null, "infos": ["i"] } `,
 			want: &Response{Status: "success", Data: Data{ResultType: model.ValMatrix, Result: model.Matrix{{Metric: model.Metric{"aé/": "\U0001F600\n\"", "x": "\x00"}, Values: []model.SamplePair{{Timestamp: -1500, Value: model.SampleValue(math.NaN())}, {Timestamp: 2000, Value: model.SampleValue(math.Inf(-1))}}}}}, Infos: []string{"i"}}},
 	}
@@ -142,9 +153,17 @@ func TestDecodeResponse(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
+			m, err := got.Result()
+			if row.wantSeriesErr != "" {
+				require.EqualError(t, err, row.wantSeriesErr)
+				_, err = EncodeResponse(got)
+				require.EqualError(t, err, row.wantSeriesErr)
+				return
+			}
+			require.NoError(t, err)
 			// Bytes compare NaN equal to NaN.
-			require.Equal(t, string(EncodeResponse(row.want)), string(EncodeResponse(got)))
-			require.Equal(t, len(row.want.Data.Result), len(got.Data.Result))
+			require.Equal(t, encode(t, row.want), encode(t, got))
+			require.Len(t, m, len(row.want.Data.Result))
 		})
 	}
 
@@ -154,6 +173,8 @@ func TestDecodeResponse(t *testing.T) {
 		require.NoError(t, err)
 		for i := range len(body) {
 			_, err := decodeResponseBody([]byte(body[:i]))
+			require.Error(t, err, "truncated at %d", i)
+			_, err = DecodeResponse(&http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(body[:i]))})
 			require.Error(t, err, "truncated at %d", i)
 		}
 	})
@@ -197,16 +218,18 @@ func TestWriteResponsePassThrough(t *testing.T) {
 		{"empty result", func(t *testing.T) *Response { return decode(t, empty, "application/json") },
 			`{"status":"success","data":{"resultType":"matrix","result":[]}}`},
 		{"the one part of a merge", func(t *testing.T) *Response {
-			return mergeResponses([]*Response{decode(t, spaced, "application/json")})
+			return must[*Response](t)(mergeResponses([]*Response{decode(t, spaced, "application/json")}))
 		}, spaced},
 		{"duplicate warnings merged", func(t *testing.T) *Response {
-			return mergeResponses([]*Response{decode(t, twice, "application/json")})
+			return must[*Response](t)(mergeResponses([]*Response{decode(t, twice, "application/json")}))
 		}, canonical},
 		{"two parts merged", func(t *testing.T) *Response {
 			r := decode(t, spaced, "application/json")
-			return mergeResponses([]*Response{r, r})
+			return must[*Response](t)(mergeResponses([]*Response{r, r}))
 		}, canonical},
-		{"clipped", func(t *testing.T) *Response { return clipResponse(decode(t, spaced, "application/json"), 0, 5000) },
+		{"clipped", func(t *testing.T) *Response {
+			return must[*Response](t)(clipResponse(decode(t, spaced, "application/json"), 0, 5000))
+		},
 			`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"b"},"values":[[1,"2"]]}]},"warnings":["w"]}`},
 	}
 	for _, row := range rows {

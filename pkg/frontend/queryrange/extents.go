@@ -25,19 +25,47 @@ const extentsFormat byte = 1
 // encodeExtents writes extents compactly, snappy-compressed: labels as
 // strings, timestamps as deltas, each float as the XOR with the series'
 // previous one without its trailing zero bits (Gorilla's idea, bytewise),
-// histograms as plain numbers.
-func encodeExtents(exts []extent) []byte {
-	b := []byte{extentsFormat}
+// histograms as plain numbers. The error is that of decoding an extent's
+// series (Response.Result).
+func encodeExtents(exts []extent) ([]byte, error) {
+	ms := make([]model.Matrix, len(exts))
+	size := 16
+	for i, e := range exts {
+		m, err := e.resp.Result()
+		if err != nil {
+			return nil, err
+		}
+		ms[i] = m
+		size += 32 + extentsSizeHint(m)
+	}
+	// One buffer of about the right size: growing it by doubling copies
+	// it over and over.
+	b := make([]byte, 0, size)
+	b = append(b, extentsFormat)
 	b = binary.AppendUvarint(b, uint64(len(exts)))
-	for _, e := range exts {
+	for i, e := range exts {
+		m := ms[i]
 		b = binary.AppendVarint(b, e.start)
 		b = binary.AppendVarint(b, e.end-e.start)
-		b = binary.AppendUvarint(b, uint64(len(e.resp.Data.Result)))
-		for _, s := range e.resp.Data.Result {
+		b = binary.AppendUvarint(b, uint64(len(m)))
+		for _, s := range m {
 			b = appendSeries(b, s)
 		}
 	}
-	return snappy.Encode(nil, b)
+	return snappy.Encode(nil, b), nil
+}
+
+// extentsSizeHint is about the size of m encoded: labels, and a few bytes
+// for each float (timestamp delta and XOR), more for a histogram.
+func extentsSizeHint(m model.Matrix) int {
+	n := 0
+	for _, s := range m {
+		n += 8 + 8*len(s.Values) + 64*len(s.Histograms)
+		for k, v := range s.Metric {
+			n += len(k) + len(v) + 2
+		}
+	}
+	return n
 }
 
 func appendSeries(b []byte, s *model.SampleStream) []byte {

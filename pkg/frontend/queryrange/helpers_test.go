@@ -165,3 +165,20 @@ func alignedConfig() Config {
 	cfg.AlignQueriesWithStep = true
 	return cfg
 }
+
+// must returns v, requiring err to be nil.
+func must[T any](t testing.TB) func(v T, err error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		require.NoError(t, err)
+		return v
+	}
+}
+
+// encode returns r as EncodeResponse writes it.
+func encode(t testing.TB, r *Response) string {
+	t.Helper()
+	b, err := EncodeResponse(r)
+	require.NoError(t, err)
+	return string(b)
+}

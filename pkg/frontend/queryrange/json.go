@@ -16,14 +16,19 @@ import (
 // it escapes <, > and & in label values, which Prometheus writes as they
 // are.
 
-// EncodeResponse returns r as Prometheus's API writes it.
-func EncodeResponse(r *Response) []byte {
-	return appendResponse(make([]byte, 0, responseSizeHint(r)), r)
+// EncodeResponse returns r as Prometheus's API writes it, or the error of
+// decoding its series (Response.Result).
+func EncodeResponse(r *Response) ([]byte, error) {
+	m, err := r.Result()
+	if err != nil {
+		return nil, err
+	}
+	return appendResponse(make([]byte, 0, responseSizeHint(m)), r, m), nil
 }
 
-func responseSizeHint(r *Response) int {
+func responseSizeHint(m model.Matrix) int {
 	n := 64
-	for _, s := range r.Data.Result {
+	for _, s := range m {
 		n += 64 + 32*len(s.Values) + 256*len(s.Histograms)
 		for k, v := range s.Metric {
 			n += len(k) + len(v) + 6
@@ -32,14 +37,15 @@ func responseSizeHint(r *Response) int {
 	return n
 }
 
-func appendResponse(b []byte, r *Response) []byte {
+// appendResponse appends r, with the series m.
+func appendResponse(b []byte, r *Response, m model.Matrix) []byte {
 	b = append(b, `{"status":`...)
 	b = appendHTMLEscapedString(b, r.Status)
-	if r.Data.ResultType != model.ValNone || r.Data.Result != nil {
+	if r.Data.ResultType != model.ValNone || m != nil {
 		b = append(b, `,"data":{"resultType":`...)
 		b = appendHTMLEscapedString(b, r.Data.ResultType.String())
 		b = append(b, `,"result":`...)
-		b = appendMatrix(b, r.Data.Result)
+		b = appendMatrix(b, m)
 		b = append(b, '}')
 	}
 	if r.ErrorType != "" {

@@ -72,12 +72,12 @@ func TestEncodeResponseMatchesPrometheus(t *testing.T) {
 			require.NoError(t, err)
 			resp, err := decodeResponseBody(prom)
 			require.NoError(t, err)
-			require.Equal(t, string(prom), string(EncodeResponse(resp)))
+			require.Equal(t, string(prom), encode(t, resp))
 
 			// The decoder reads what encoding/json reads.
 			var std Response
 			require.NoError(t, json.Unmarshal(prom, &std))
-			require.Equal(t, string(EncodeResponse(&std)), string(EncodeResponse(resp)))
+			require.Equal(t, encode(t, &std), encode(t, resp))
 		})
 	}
 
@@ -86,7 +86,7 @@ func TestEncodeResponseMatchesPrometheus(t *testing.T) {
 		require.NoError(t, err)
 		var resp Response
 		require.NoError(t, json.Unmarshal(prom, &resp))
-		require.Equal(t, string(prom), string(EncodeResponse(&resp)))
+		require.Equal(t, string(prom), encode(t, &resp))
 	})
 }
 
@@ -106,5 +106,5 @@ func TestEncodingJSONDiffers(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"<b>"},"values":[[1,"1e-07"]]}]}}`, string(prom))
 	require.Equal(t, `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"\u003cb\u003e"},"values":[[1,"0.0000001"]]}]}}`, string(std))
-	require.Equal(t, string(prom), string(EncodeResponse(resp)))
+	require.Equal(t, string(prom), encode(t, resp))
 }

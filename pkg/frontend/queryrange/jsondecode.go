@@ -3,6 +3,7 @@ package queryrange
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -18,7 +19,20 @@ import (
 
 // decodeJSONResponse parses body into a Response.
 func decodeJSONResponse(body []byte) (*Response, error) {
-	d := &jsonDecoder{b: body, names: map[string]string{}}
+	return decodeJSON(&jsonDecoder{b: body, names: map[string]string{}})
+}
+
+// skimJSONResponse parses body into a Response but for the series, which
+// it only checks to be an array of well-nested JSON (see skipNested) and
+// leaves for decodeJSONResponse when needed. It reports whether there are
+// any.
+func skimJSONResponse(body []byte) (resp *Response, series bool, err error) {
+	d := &jsonDecoder{b: body, skim: true}
+	resp, err = decodeJSON(d)
+	return resp, d.hasSeries, err
+}
+
+func decodeJSON(d *jsonDecoder) (*Response, error) {
 	resp := d.response()
 	if d.err == nil {
 		d.ws()
@@ -38,6 +52,12 @@ type jsonDecoder struct {
 	err error
 	// names interns label names and values: series repeat them.
 	names map[string]string
+	// skim skips the series (skimJSONResponse); hasSeries is whether it
+	// skipped any.
+	skim      bool
+	hasSeries bool
+	// labels is a buffer for the labels of one series.
+	labels []labelPair
 }
 
 func (d *jsonDecoder) fail(format string, args ...any) {
@@ -348,6 +368,10 @@ func (d *jsonDecoder) data(data *Data) {
 			if d.null() {
 				return
 			}
+			if d.skim {
+				d.skipSeries()
+				return
+			}
 			data.Result = model.Matrix{}
 			d.array(func() {
 				if d.null() {
@@ -362,22 +386,118 @@ func (d *jsonDecoder) data(data *Data) {
 	})
 }
 
+// skipSeries skips an array of series, noting whether it is empty.
+func (d *jsonDecoder) skipSeries() {
+	if d.peek() != '[' {
+		d.unexpected("want '['")
+		return
+	}
+	start := d.i
+	d.i++
+	if d.peek() == ']' {
+		d.i++
+		return
+	}
+	d.i = start
+	d.hasSeries = true
+	d.skipNested()
+}
+
+// skipNested skips the array or object at d.i, checking no more than that
+// brackets and braces nest and strings end, without control characters:
+// what is inside is read (or found invalid) only when the series are
+// needed. It goes byte by byte without allocating, many times faster than
+// decoding.
+func (d *jsonDecoder) skipNested() {
+	var stackBuf [64]byte
+	stack := stackBuf[:0] // the closing bracket each open one awaits
+	b, i := d.b, d.i
+	for i < len(b) {
+		c := b[i]
+		i++
+		if skimPlain[c] {
+			continue
+		}
+		switch c {
+		case '[':
+			stack = append(stack, ']')
+		case '{':
+			stack = append(stack, '}')
+		case ']', '}':
+			if len(stack) == 0 || stack[len(stack)-1] != c {
+				d.i = i - 1
+				d.fail("unexpected %q", c)
+				return
+			}
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				d.i = i
+				return
+			}
+		case '"':
+			for {
+				for i < len(b) && skimPlainInString[b[i]] {
+					i++
+				}
+				if i >= len(b) {
+					d.i = i
+					d.fail("unexpected end of input")
+					return
+				}
+				c := b[i]
+				i++
+				if c == '"' {
+					break
+				}
+				if c == '\\' {
+					i++
+				} else {
+					d.i = i - 1
+					d.fail("control character in string")
+					return
+				}
+			}
+		}
+	}
+	d.i = len(b)
+	d.fail("unexpected end of input")
+}
+
+// skimPlain marks the bytes skipNested passes over outside strings;
+// skimPlainInString those it passes over inside.
+var skimPlain, skimPlainInString = func() (out, in [256]bool) {
+	for c := range 256 {
+		out[c] = !strings.ContainsRune(`[]{}"`, rune(c))
+		in[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return out, in
+}()
+
 func (d *jsonDecoder) series() *model.SampleStream {
-	s := &model.SampleStream{Metric: model.Metric{}}
+	s := &model.SampleStream{}
 	d.object(func(key []byte) {
 		switch string(key) {
 		case "metric":
 			if d.null() {
 				return
 			}
+			// Labels are gathered first, for a map of the right size:
+			// growing one rehashes it.
+			d.labels = d.labels[:0]
 			d.object(func(name []byte) {
 				n := d.names[string(name)]
 				if n == "" {
 					n = string(name)
 					d.names[n] = n
 				}
-				s.Metric[model.LabelName(n)] = model.LabelValue(d.name())
+				d.labels = append(d.labels, labelPair{name: n, value: d.name()})
 			})
+			if s.Metric == nil {
+				s.Metric = make(model.Metric, len(d.labels))
+			}
+			for _, l := range d.labels {
+				s.Metric[model.LabelName(l.name)] = model.LabelValue(l.value)
+			}
 		case "values":
 			if d.null() {
 				return
@@ -408,6 +528,9 @@ func (d *jsonDecoder) series() *model.SampleStream {
 			d.skip()
 		}
 	})
+	if s.Metric == nil {
+		s.Metric = model.Metric{}
+	}
 	return s
 }
 

@@ -16,8 +16,9 @@ import (
 // query's result. Warnings and infos are merged without duplicates.
 //
 // The answer may share series with resps, which must not change
-// afterwards.
-func mergeResponses(resps []*Response) *Response {
+// afterwards. A single answer is not decoded: the merged one shares its
+// undecoded series. The error is that of decoding an answer's series.
+func mergeResponses(resps []*Response) (*Response, error) {
 	out := &Response{Status: statusSuccess, Data: Data{ResultType: model.ValMatrix}}
 	for _, r := range resps {
 		out.Warnings = appendUnique(out.Warnings, r.Warnings)
@@ -26,12 +27,16 @@ func mergeResponses(resps []*Response) *Response {
 	switch len(resps) {
 	case 0:
 		out.Data.Result = model.Matrix{}
-		return out
+		return out, nil
 	case 1:
 		r := resps[0]
-		out.Data.Result = r.Data.Result
-		if out.Data.Result == nil {
-			out.Data.Result = model.Matrix{}
+		if r.lazy != nil {
+			out.lazy = r.lazy
+		} else {
+			out.Data.Result = r.Data.Result
+			if out.Data.Result == nil {
+				out.Data.Result = model.Matrix{}
+			}
 		}
 		// Unchanged (no duplicate warnings or infos dropped), it may still
 		// be written as it came.
@@ -39,7 +44,7 @@ func mergeResponses(resps []*Response) *Response {
 			len(out.Warnings) == len(r.Warnings) && len(out.Infos) == len(r.Infos) {
 			out.raw = r.raw
 		}
-		return out
+		return out, nil
 	}
 
 	type group struct {
@@ -55,7 +60,11 @@ func mergeResponses(resps []*Response) *Response {
 		pairs  []labelPair
 	)
 	for _, r := range resps {
-		for _, s := range r.Data.Result {
+		m, err := r.Result()
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range m {
 			pairs = sortedPairs(pairs[:0], s.Metric)
 			key = appendPairsKey(key[:0], pairs)
 			g, ok := byKey[string(key)]
@@ -93,7 +102,7 @@ func mergeResponses(resps []*Response) *Response {
 	}
 	sort.Sort(byLabels{result, labels})
 	out.Data.Result = result
-	return out
+	return out, nil
 }
 
 func appendFloatsAfter(dst, src []model.SamplePair) []model.SamplePair {
@@ -169,11 +178,15 @@ func (s byLabels) Swap(i, j int) {
 
 // clipResponse returns the part of r in [start, end]: the samples in that
 // range, the series left with none dropped. It shares sample slices with
-// r.
-func clipResponse(r *Response, start, end int64) *Response {
+// r. The error is that of decoding r's series.
+func clipResponse(r *Response, start, end int64) (*Response, error) {
+	m, err := r.Result()
+	if err != nil {
+		return nil, err
+	}
 	out := &Response{Status: r.Status, Data: Data{ResultType: r.Data.ResultType}, Warnings: r.Warnings, Infos: r.Infos}
-	out.Data.Result = make(model.Matrix, 0, len(r.Data.Result))
-	for _, s := range r.Data.Result {
+	out.Data.Result = make(model.Matrix, 0, len(m))
+	for _, s := range m {
 		fi := sort.Search(len(s.Values), func(i int) bool { return int64(s.Values[i].Timestamp) >= start })
 		fj := sort.Search(len(s.Values), func(i int) bool { return int64(s.Values[i].Timestamp) > end })
 		hi := sort.Search(len(s.Histograms), func(i int) bool { return int64(s.Histograms[i].Timestamp) >= start })
@@ -194,5 +207,5 @@ func clipResponse(r *Response, start, end int64) *Response {
 		}
 		out.Data.Result = append(out.Data.Result, c)
 	}
-	return out
+	return out, nil
 }

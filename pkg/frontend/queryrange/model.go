@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/prometheus/common/model"
 )
@@ -49,6 +50,11 @@ func (r *Request) WithQuery(q string) *Request {
 // writes it byte for byte as Prometheus's API does; encoding/json does not
 // quite (it formats tiny and huge floats and escapes <, > and & in label
 // values differently, see json.go).
+//
+// A Response from DecodeResponse may hold its series undecoded, in the
+// body they came in, until something reads them: its Data.Result is then
+// nil. Code that reads the series calls Result, never Data.Result, which
+// is only for building a Response.
 type Response struct {
 	Status    string   `json:"status"`
 	Data      Data     `json:"data"`
@@ -64,6 +70,39 @@ type Response struct {
 	// unchanged keeps it: middlewares build new Responses, never change
 	// one they received.
 	raw []byte
+	// lazy, if not nil, holds the series still undecoded; Result decodes
+	// them on first use. Responses built from this one share it.
+	lazy *lazyResult
+}
+
+// Result returns the series of r, decoding them first if DecodeResponse
+// left them undecoded. It is safe to call from several goroutines; the
+// matrix is shared and must not be changed.
+func (r *Response) Result() (model.Matrix, error) {
+	if r.lazy == nil {
+		return r.Data.Result, nil
+	}
+	return r.lazy.result()
+}
+
+// lazyResult is a body's series, decoded once, when first read.
+type lazyResult struct {
+	once   sync.Once
+	body   []byte
+	matrix model.Matrix
+	err    error
+}
+
+func (l *lazyResult) result() (model.Matrix, error) {
+	l.once.Do(func() {
+		resp, err := decodeResponseBody(l.body)
+		if err != nil {
+			l.err = err
+			return
+		}
+		l.matrix = resp.Data.Result
+	})
+	return l.matrix, l.err
 }
 
 // Data is a range query's result: always a matrix.

@@ -140,7 +140,11 @@ func (c *resultsCache) Do(ctx context.Context, r *Request) (*Response, error) {
 			cur = e.start
 		}
 		end := min(e.end, r.End)
-		pieces = append(pieces, clipResponse(e.resp, cur, end))
+		p, err := clipResponse(e.resp, cur, end)
+		if err != nil {
+			return nil, err
+		}
+		pieces = append(pieces, p)
 		cur = end + r.Step
 	}
 	if cur <= r.End {
@@ -153,8 +157,10 @@ func (c *resultsCache) Do(ctx context.Context, r *Request) (*Response, error) {
 			return p, nil
 		}
 	}
-	c.store(key, cached, fetched, cacheEnd, r.Step)
-	return mergeResponses(pieces), nil
+	// Caching decodes and encodes every fetched series: it waits until
+	// the answer is written.
+	afterAnswer(ctx, func() { c.store(key, cached, fetched, cacheEnd, r.Step) })
+	return mergeResponses(pieces)
 }
 
 // resultsCacheKey hashes what identifies the answers of r's query in r's
@@ -191,7 +197,8 @@ func (c *resultsCache) fetch(ctx context.Context, key string) []extent {
 
 // store caches the union of the cached extents and the fetched answers
 // that may be cached, up to cacheEnd, merging extents that overlap or
-// touch. It stores nothing when nothing new may be cached.
+// touch. It stores nothing when nothing new may be cached, or when a
+// fetched answer's series cannot be decoded.
 func (c *resultsCache) store(key string, cached, fetched []extent, cacheEnd, step int64) {
 	exts := slices.Clone(cached)
 	added := false
@@ -200,7 +207,12 @@ func (c *resultsCache) store(key string, cached, fetched []extent, cacheEnd, ste
 			continue
 		}
 		end := min(f.end, cacheEnd)
-		exts = append(exts, extent{start: f.start, end: end, resp: clipResponse(f.resp, f.start, end)})
+		resp, err := clipResponse(f.resp, f.start, end)
+		if err != nil {
+			c.logger.Warn("cache results", "key", key, "err", err)
+			return
+		}
+		exts = append(exts, extent{start: f.start, end: end, resp: resp})
 		added = true
 	}
 	if !added {
@@ -215,11 +227,21 @@ func (c *resultsCache) store(key string, cached, fetched []extent, cacheEnd, ste
 			continue
 		}
 		if e.end > last.end {
-			last.resp = mergeResponses([]*Response{last.resp, e.resp})
+			resp, err := mergeResponses([]*Response{last.resp, e.resp})
+			if err != nil {
+				c.logger.Warn("cache results", "key", key, "err", err)
+				return
+			}
+			last.resp = resp
 			last.end = e.end
 		}
 	}
-	c.cache.Store(map[string][]byte{key: encodeExtents(merged)}, c.ttl)
+	b, err := encodeExtents(merged)
+	if err != nil {
+		c.logger.Warn("cache results", "key", key, "err", err)
+		return
+	}
+	c.cache.Store(map[string][]byte{key: b}, c.ttl)
 }
 
 func cacheableResponse(r *Response) bool {

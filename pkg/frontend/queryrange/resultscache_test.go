@@ -65,7 +65,7 @@ func (f *cacheFixture) do(t *testing.T, tenantID string, r *Request) [][2]int64 
 	want, err := synth(nil).Do(context.Background(), r.WithRange(r.Start, r.Start+(r.End-r.Start)/r.Step*r.Step))
 	require.NoError(t, err)
 	if len(got.Warnings) == 0 && len(got.Infos) == 0 {
-		require.Equal(t, string(EncodeResponse(want)), string(EncodeResponse(got)))
+		require.Equal(t, encode(t, want), encode(t, got))
 	}
 	return ranges(f.rec.take())
 }

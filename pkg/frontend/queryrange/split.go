@@ -69,7 +69,7 @@ func (s *splitByInterval) Do(ctx context.Context, r *Request) (*Response, error)
 	if err != nil {
 		return nil, err
 	}
-	return mergeResponses(resps), nil
+	return mergeResponses(resps)
 }
 
 // splitRequest returns the parts of r, one per multiple of interval its

@@ -212,18 +212,18 @@ func TestMergeResponses(t *testing.T) {
 	resp := func(warnings []string, ss ...*model.SampleStream) *Response {
 		return &Response{Status: "success", Data: Data{ResultType: model.ValMatrix, Result: ss}, Warnings: warnings}
 	}
-	got := mergeResponses([]*Response{
+	got := must[*Response](t)(mergeResponses([]*Response{
 		resp([]string{"w1"}, s("b", 1, 2), s("a", 1)),
 		resp([]string{"w2", "w1"}, s("c", 3), s("b", 2, 3, 4)),
 		resp(nil, s("a", 5)),
-	})
+	}))
 	require.Equal(t, resp([]string{"w1", "w2"}, s("a", 1, 5), s("b", 1, 2, 3, 4), s("c", 3)), got)
 
 	// Prometheus's label order: name, then value, then fewer labels first.
-	got = mergeResponses([]*Response{
+	got = must[*Response](t)(mergeResponses([]*Response{
 		resp(nil, &model.SampleStream{Metric: model.Metric{"a": "1", "b": "2"}}, &model.SampleStream{Metric: model.Metric{"a": "1"}}),
 		resp(nil, &model.SampleStream{Metric: model.Metric{"a": "0", "c": "0"}}, &model.SampleStream{Metric: model.Metric{"b": "0"}}),
-	})
+	}))
 	var order []model.Metric
 	for _, ss := range got.Data.Result {
 		order = append(order, ss.Metric)

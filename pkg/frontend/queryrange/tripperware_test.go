@@ -46,7 +46,7 @@ func TestTripperwareOrder(t *testing.T) {
 	require.Equal(t, [][2]int64{want[0], want[0], want[1], want[1], want[2], want[2]}, ranges(downstream.take()), "each part retried alone")
 	wantResp, err := synth(nil).Do(ctx, &Request{Start: day, End: 3 * day, Step: hour})
 	require.NoError(t, err)
-	require.Equal(t, string(EncodeResponse(wantResp)), string(EncodeResponse(resp)))
+	require.Equal(t, encode(t, wantResp), encode(t, resp))
 
 	_, err = h.Do(ctx, r)
 	require.NoError(t, err)

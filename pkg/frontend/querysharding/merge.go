@@ -46,14 +46,22 @@ func (g grid) index(t model.Time) (int, error) {
 
 // merge merges the shards' answers, resps[part][shard], into the answer
 // of the original query. Series are ordered by labels, as Prometheus
-// orders a range query's.
+// orders a range query's. The error is a fallback, or that of decoding an
+// answer's series.
 func (p *plan) merge(g grid, resps [][]*queryrange.Response) (model.Matrix, error) {
-	for _, part := range resps {
-		for _, r := range part {
+	ms := make([][]model.Matrix, len(resps))
+	for pi, part := range resps {
+		ms[pi] = make([]model.Matrix, len(part))
+		for si, r := range part {
 			if r.Data.ResultType != model.ValMatrix {
 				return nil, fallback(reasonUnexpected)
 			}
-			for _, s := range r.Data.Result {
+			m, err := r.Result()
+			if err != nil {
+				return nil, err
+			}
+			ms[pi][si] = m
+			for _, s := range m {
 				// Sums of native histograms come as buckets by
 				// boundaries, without their schema: they cannot be
 				// added up as the engine adds them.
@@ -76,9 +84,9 @@ func (p *plan) merge(g grid, resps [][]*queryrange.Response) (model.Matrix, erro
 	}
 	switch p.op {
 	case parser.TOPK, parser.BOTTOMK:
-		return p.mergeK(g, resps[0])
+		return p.mergeK(g, ms[0])
 	}
-	return p.mergeAggregate(g, resps)
+	return p.mergeAggregate(g, ms)
 }
 
 // aggSeries is one output series of an aggregation, step by step.
@@ -101,13 +109,13 @@ const (
 	negZero
 )
 
-func (p *plan) mergeAggregate(g grid, resps [][]*queryrange.Response) (model.Matrix, error) {
+func (p *plan) mergeAggregate(g grid, parts [][]model.Matrix) (model.Matrix, error) {
 	bySeries := map[string]*aggSeries{}
 	var order []*aggSeries
 	var buf []byte
-	for part, shards := range resps {
-		for _, r := range shards {
-			for _, s := range r.Data.Result {
+	for part, shards := range parts {
+		for _, m := range shards {
+			for _, s := range m {
 				lset := metricLabels(s.Metric)
 				buf = lset.Bytes(buf)
 				as := bySeries[string(buf)]
@@ -244,15 +252,15 @@ type candidate struct {
 // of the values the shards answered with. Each shard answered with its
 // k+1 best, so a tie for the k-th place (which the engine settles by the
 // order it met the series in, unknown here) always shows among them.
-func (p *plan) mergeK(g grid, shards []*queryrange.Response) (model.Matrix, error) {
+func (p *plan) mergeK(g grid, shards []model.Matrix) (model.Matrix, error) {
 	var (
 		series []kSeries
 		groups = map[string]int{}
 		cands  [][][]candidate // [group][step]
 		buf    []byte
 	)
-	for _, r := range shards {
-		for _, s := range r.Data.Result {
+	for _, m := range shards {
+		for _, s := range m {
 			lset := metricLabels(s.Metric)
 			buf = p.groupKey(buf[:0], lset)
 			gi, ok := groups[string(buf)]

@@ -1,11 +1,14 @@
 package querysharding
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -230,8 +233,34 @@ func TestMerge(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, tc.want, render(got))
+
+			// The same answers as queriers send them, decoded lazily, with
+			// Data.Result poisoned: merge reads them through Result.
+			lazy := make([][]*queryrange.Response, len(tc.shards))
+			for i, part := range tc.shards {
+				for _, r := range part {
+					lazy[i] = append(lazy[i], lazyResponse(t, r))
+				}
+			}
+			got, err = tc.pl.merge(mergeGrid, lazy)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, render(got))
 		})
 	}
+}
+
+// lazyResponse is r as the frontend decodes a querier's answer: with its
+// series undecoded, and Data.Result poisoned.
+func lazyResponse(t *testing.T, r *queryrange.Response) *queryrange.Response {
+	body, err := queryrange.EncodeResponse(r)
+	require.NoError(t, err)
+	got, err := queryrange.DecodeResponse(&http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(bytes.NewReader(body))})
+	require.NoError(t, err)
+	if len(r.Data.Result) > 0 {
+		got.Data.Result = model.Matrix{{Metric: model.Metric{"poison": "read without Result"}}}
+	}
+	return got
 }
 
 func TestAnnotationsAreMergedAndCut(t *testing.T) {

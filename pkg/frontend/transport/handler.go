@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -89,7 +88,10 @@ func NewHandler(rt RoundTripper, maxBodySize int64, logStats bool, logger *slog.
 // HTTPRoundTripper adapts rt to http.RoundTripper, for code that builds
 // *http.Request values (the range-query middlewares): the tenant must be in
 // the request's context. RoundTrip errors stay errors (map them with
-// StatusCode); every answer of a querier is a response.
+// StatusCode); every answer of a querier is a response. A response's Body
+// holds the whole answer in memory, and has a method Bytes() []byte that
+// returns it, for a caller that reads it all, unread, to keep without
+// copying (the answer is the caller's alone).
 func HTTPRoundTripper(rt RoundTripper) http.RoundTripper {
 	return httpRoundTripper{rt: rt}
 }
@@ -115,8 +117,20 @@ func (h httpRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        frontendpb.ToHTTPHeader(resp.GetHeaders()),
-		Body:          io.NopCloser(bytes.NewReader(resp.GetBody())),
+		Body:          bodyReader{Reader: bytes.NewReader(resp.GetBody()), b: resp.GetBody()},
 		ContentLength: int64(len(resp.GetBody())),
 		Request:       r,
 	}, nil
 }
+
+// bodyReader is an answer's body, held in memory.
+type bodyReader struct {
+	*bytes.Reader
+	b []byte
+}
+
+// Close does nothing.
+func (bodyReader) Close() error { return nil }
+
+// Bytes returns the whole body, however much of it was read.
+func (r bodyReader) Bytes() []byte { return r.b }

@@ -164,6 +164,11 @@ func TestHTTPRoundTripper(t *testing.T) {
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	require.Equal(t, "team-a /api/v1/query_range?query=up", string(body))
+	// The whole body, unread, for a caller to keep without copying.
+	whole, ok := resp.Body.(interface{ Bytes() []byte })
+	require.True(t, ok)
+	require.Equal(t, "team-a /api/v1/query_range?query=up", string(whole.Bytes()))
+	require.NoError(t, resp.Body.Close())
 
 	_, err = rt.RoundTrip(httptest.NewRequest(http.MethodGet, "/", nil))
 	require.ErrorIs(t, err, tenant.ErrMissing)
