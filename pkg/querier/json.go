@@ -1,15 +1,14 @@
 package querier
 
 import (
-	"math"
 	"slices"
-	"strconv"
-	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/neocortex-metrics/neocortex/pkg/promjson"
 )
 
 // matrixCodec writes successful matrix answers (range queries, the bulk
@@ -84,7 +83,7 @@ func matrixSizeHint(m promql.Matrix, resp *v1.Response) int {
 // encoders for the matrix (web/api/v1/json_codec.go, util/jsonutil).
 func appendMatrixResponse(b []byte, resp *v1.Response, m promql.Matrix) []byte {
 	b = append(b, `{"status":`...)
-	b = appendHTMLEscapedString(b, string(resp.Status))
+	b = promjson.AppendString(b, string(resp.Status))
 	b = append(b, `,"data":{"resultType":"matrix","result":[`...)
 	var ts timestampCache
 	for i, s := range m {
@@ -98,9 +97,9 @@ func appendMatrixResponse(b []byte, resp *v1.Response, m promql.Matrix) []byte {
 				b = append(b, ',')
 			}
 			first = false
-			b = appendRawString(b, l.Name)
+			b = promjson.AppendLabelString(b, l.Name)
 			b = append(b, ':')
-			b = appendRawString(b, l.Value)
+			b = promjson.AppendLabelString(b, l.Value)
 		})
 		b = append(b, '}')
 		for j, p := range s.Floats {
@@ -112,7 +111,7 @@ func appendMatrixResponse(b []byte, resp *v1.Response, m promql.Matrix) []byte {
 			b = append(b, '[')
 			b = ts.append(b, p.T)
 			b = append(b, ',')
-			b = appendFloat(b, p.F)
+			b = promjson.AppendFloat(b, p.F)
 			b = append(b, ']')
 		}
 		if len(s.Floats) > 0 {
@@ -121,45 +120,9 @@ func appendMatrixResponse(b []byte, resp *v1.Response, m promql.Matrix) []byte {
 		b = append(b, '}')
 	}
 	b = append(b, "]}"...)
-	b = appendStrings(b, `,"warnings":`, resp.Warnings)
-	b = appendStrings(b, `,"infos":`, resp.Infos)
+	b = promjson.AppendStrings(b, `,"warnings":`, resp.Warnings)
+	b = promjson.AppendStrings(b, `,"infos":`, resp.Infos)
 	return append(b, '}')
-}
-
-func appendStrings(b []byte, field string, ss []string) []byte {
-	if len(ss) == 0 {
-		return b
-	}
-	b = append(b, field...)
-	b = append(b, '[')
-	for i, s := range ss {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendHTMLEscapedString(b, s)
-	}
-	return append(b, ']')
-}
-
-// appendTimestamp is jsonutil.MarshalTimestamp: seconds with up to three
-// decimals.
-func appendTimestamp(b []byte, t int64) []byte {
-	if t < 0 {
-		b = append(b, '-')
-		t = -t
-	}
-	b = strconv.AppendInt(b, t/1000, 10)
-	if f := t % 1000; f != 0 {
-		b = append(b, '.')
-		if f < 100 {
-			b = append(b, '0')
-		}
-		if f < 10 {
-			b = append(b, '0')
-		}
-		b = strconv.AppendInt(b, f, 10)
-	}
-	return b
 }
 
 // timestampCache keeps the timestamps written so far, encoded: the series
@@ -179,7 +142,7 @@ func (c *timestampCache) append(b []byte, t int64) []byte {
 		i, found = slices.BinarySearch(c.ts, t)
 		if !found {
 			start := len(b)
-			b = appendTimestamp(b, t)
+			b = promjson.AppendTimestamp(b, t)
 			if i == len(c.ts) {
 				c.ts = append(c.ts, t)
 				c.enc = append(c.enc, b[start:]...)
@@ -195,100 +158,4 @@ func (c *timestampCache) append(b []byte, t int64) []byte {
 		start = c.end[i-1]
 	}
 	return append(b, c.enc[start:c.end[i]]...)
-}
-
-// appendFloat is jsonutil.MarshalFloat: a quoted number, NaN and ±Inf
-// included.
-func appendFloat(b []byte, f float64) []byte {
-	b = append(b, '"')
-	// Whole numbers (counters, gauges of counts) the quick way: 'f' with
-	// the shortest precision writes them as integers; -0 is "-0".
-	if f == math.Trunc(f) && math.Abs(f) < 1e15 && (f != 0 || !math.Signbit(f)) {
-		b = strconv.AppendInt(b, int64(f), 10)
-		return append(b, '"')
-	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	return append(b, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendRawString is jsoniter's Stream.WriteString, which Prometheus's
-// label encoder uses: only quotes, backslashes and control characters are
-// escaped; other bytes, invalid UTF-8 included, are written as they are.
-func appendRawString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		b = appendEscapedByte(b, c)
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-// appendHTMLEscapedString is jsoniter's string encoding with HTML
-// escaping, what ConfigCompatibleWithStandardLibrary writes for string
-// fields (status, warnings, infos): <, > and & escaped, invalid UTF-8 as
-// \ufffd, U+2028 and U+2029 escaped, \b and \f as \u0008 and \u000c.
-func appendHTMLEscapedString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			b = appendEscapedByte(b, c)
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, `\u202`...)
-			b = append(b, hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-func appendEscapedByte(b []byte, c byte) []byte {
-	switch c {
-	case '\\', '"':
-		return append(b, '\\', c)
-	case '\n':
-		return append(b, '\\', 'n')
-	case '\r':
-		return append(b, '\\', 'r')
-	case '\t':
-		return append(b, '\\', 't')
-	default:
-		return append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-	}
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/prometheus/model/timestamp"
 
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
+
+	"github.com/neocortex-metrics/neocortex/pkg/promjson"
 )
 
 // maxPoints is Prometheus's limit of points per series in a range query.
@@ -182,7 +184,7 @@ func EncodeRequest(ctx context.Context, r *Request) (*http.Request, error) {
 // (as Prometheus writes timestamps), which its time parser reads back to
 // the millisecond.
 func formatMillis(t int64) string {
-	return string(appendTimestamp(nil, t))
+	return string(promjson.AppendTimestamp(nil, t))
 }
 
 // formatStep writes whole seconds as a number and other steps as a
