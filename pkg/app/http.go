@@ -69,6 +69,13 @@ func (a *App) Ready() error {
 		sort.Strings(notRunning)
 		return fmt.Errorf("services not running: %s", strings.Join(notRunning, ", "))
 	}
+	if a.Ingester != nil {
+		// Checked directly: the module's service and the ring follow a
+		// shutdown (/ingester/shutdown) only a moment later.
+		if st := a.Ingester.State(); st != services.Running {
+			return fmt.Errorf("ingester is %s", st)
+		}
+	}
 	if a.Ingester != nil && a.Ring != nil {
 		id := a.Cfg.Ingester.Ring.InstanceID
 		if st, err := a.Ring.GetInstanceState(id); err != nil || st != ring.ACTIVE {
