@@ -314,32 +314,19 @@ func (s *Scheduler) QuerierLoop(stream frontendpb.Scheduler_QuerierLoopServer) e
 		return status.Error(codes.InvalidArgument, "the first message must name the querier")
 	}
 	ctx := stream.Context()
-	s.queue.RegisterQuerierConnection(id)
-	defer s.queue.UnregisterQuerierConnection(id)
-
 	// The querier's messages are read on their own so that its death or a
 	// cancelled query are noticed while a query runs. The reader ends with
 	// the stream, when this handler returns at the latest.
 	msgs := frontendpb.Receive(ctx, stream.Recv)
-
-	last := queue.FirstPosition
-	for {
-		item, pos, err := s.queue.Dequeue(ctx, id, last)
-		if errors.Is(err, queue.ErrStopped) {
-			return stream.Send(&frontendpb.SchedulerToQuerier{Type: frontendpb.SchedulerToQuerier_SHUTDOWN})
-		}
-		if err != nil {
-			return err
-		}
-		last = pos
+	return s.queue.Serve(ctx, id, func(item queue.Request) error {
 		r := item.(*request)
 		if r.ctx.Err() != nil {
-			continue // cancelled while queued
+			return nil // cancelled while queued
 		}
-		if err := s.runOn(ctx, id, stream, msgs, r); err != nil {
-			return err
-		}
-	}
+		return s.runOn(ctx, id, stream, msgs, r)
+	}, func() error {
+		return stream.Send(&frontendpb.SchedulerToQuerier{Type: frontendpb.SchedulerToQuerier_SHUTDOWN})
+	})
 }
 
 // runOn hands r to the querier and waits until the querier is ready again.

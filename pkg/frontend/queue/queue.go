@@ -349,6 +349,28 @@ func (q *Queue) UnregisterQuerierConnection(id string) {
 	q.metrics.queriers.Set(float64(q.connectedQueriers()))
 }
 
+// Serve is one connection of querier id: it hands run the requests
+// dequeued for the querier, one at a time, until ctx ends (its error), run
+// fails (its error) or the queue stops (then shutdown tells the querier).
+func (q *Queue) Serve(ctx context.Context, id string, run func(Request) error, shutdown func() error) error {
+	q.RegisterQuerierConnection(id)
+	defer q.UnregisterQuerierConnection(id)
+	last := FirstPosition
+	for {
+		req, pos, err := q.Dequeue(ctx, id, last)
+		if errors.Is(err, ErrStopped) {
+			return shutdown()
+		}
+		if err != nil {
+			return err
+		}
+		last = pos
+		if err := run(req); err != nil {
+			return err
+		}
+	}
+}
+
 // ConnectedQueriers is the number of queriers with at least one connection.
 func (q *Queue) ConnectedQueriers() int {
 	q.mtx.Lock()

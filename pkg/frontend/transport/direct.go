@@ -64,32 +64,19 @@ func (f *Frontend) Process(stream frontendpb.Frontend_ProcessServer) error {
 		return status.Error(codes.InvalidArgument, "the first message must name the querier")
 	}
 	ctx := stream.Context()
-	f.queue.RegisterQuerierConnection(id)
-	defer f.queue.UnregisterQuerierConnection(id)
-
 	// Answers are read on their own so that a querier's death or a
 	// cancelled request are noticed while a request runs. The reader ends
 	// with the stream, when this handler returns at the latest.
 	msgs := frontendpb.Receive(ctx, stream.Recv)
-
-	last := queue.FirstPosition
-	for {
-		item, pos, err := f.queue.Dequeue(ctx, id, last)
-		if errors.Is(err, queue.ErrStopped) {
-			return stream.Send(&frontendpb.FrontendToClient{Type: frontendpb.FrontendToClient_SHUTDOWN})
-		}
-		if err != nil {
-			return err
-		}
-		last = pos
+	return f.queue.Serve(ctx, id, func(item queue.Request) error {
 		r := item.(*request)
 		if r.ctx.Err() != nil {
-			continue // RoundTrip gave up before it could remove it
+			return nil // RoundTrip gave up before it could remove it
 		}
-		if err := f.processOne(ctx, stream, msgs, r); err != nil {
-			return err
-		}
-	}
+		return f.processOne(ctx, stream, msgs, r)
+	}, func() error {
+		return stream.Send(&frontendpb.FrontendToClient{Type: frontendpb.FrontendToClient_SHUTDOWN})
+	})
 }
 
 // processOne sends r to the querier and delivers its answer. An error means
