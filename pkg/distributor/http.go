@@ -67,7 +67,7 @@ func (d *Distributor) PushHandler() http.Handler {
 
 // decode reads and decodes the body of a remote-write request into pr,
 // returning the HTTP status that fits when it cannot. The raw encoding of
-// each series comes along (see remotewrite.UnmarshalRaw).
+// each series comes along (see remotewrite.Arena.Unmarshal).
 func (d *Distributor) decode(r *http.Request, pr *pushRequest) (int, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, params, err := mime.ParseMediaType(ct)

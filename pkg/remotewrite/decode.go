@@ -39,14 +39,6 @@ func Unmarshal(buf []byte, req *prompb.WriteRequest) error {
 	return a.Unmarshal(buf, req, nil)
 }
 
-// UnmarshalRaw is Unmarshal that also sets *raw[i] to the encoded bytes of
-// req.Timeseries[i] (within buf), so that an unchanged series can be
-// forwarded without encoding it again.
-func UnmarshalRaw(buf []byte, req *prompb.WriteRequest, raw *[][]byte) error {
-	var a Arena
-	return a.Unmarshal(buf, req, raw)
-}
-
 // Arena is the memory that decoded requests live in: the series, their
 // labels and samples, and the raw encodings. Decoding the next request into
 // the same Arena reuses it instead of allocating anew, so a receiver that
@@ -61,8 +53,10 @@ type Arena struct {
 	samples []prompb.Sample
 }
 
-// Unmarshal is UnmarshalRaw (Unmarshal if raw is nil) into the arena's
-// memory. req.Timeseries and *raw are set to the arena's slices.
+// Unmarshal is Unmarshal into the arena's memory; with raw not nil it also
+// sets (*raw)[i] to the encoded bytes of req.Timeseries[i] (within buf), so
+// that an unchanged series can be forwarded without encoding it again.
+// req.Timeseries and *raw are set to the arena's slices.
 func (a *Arena) Unmarshal(buf []byte, req *prompb.WriteRequest, raw *[][]byte) error {
 	var (
 		nSeries, nLabels, nSamples int
