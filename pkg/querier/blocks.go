@@ -315,7 +315,8 @@ func mergeBlockSeries(parts []blockSeries, labelsOnly bool) []storage.ChunkSerie
 		}
 		series := make([]storage.ChunkSeries, 0, j-i)
 		for _, p := range parts[i:j] {
-			series = append(series, newFetchedSeries(p.lset, p.chunks).ChunkSeriesEntry)
+			fs := newFetchedSeries(p.lset, p.chunks)
+			series = append(series, fs.chunkSeries())
 		}
 		if len(series) == 1 || labelsOnly {
 			out = append(out, series[0])

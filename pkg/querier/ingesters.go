@@ -376,9 +376,9 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 			sets = append(sets, &listSeriesSet{series: r, idx: -1})
 		}
 	} else {
-		results, w, err := forEachIngester(ctx, q.q, rs, func(ctx context.Context, c *client.Client) ([]fetchedSeries, error) {
+		results, w, err := forEachIngester(ctx, q.q, rs, func(ctx context.Context, c *client.Client) (seriesList, error) {
 			return queryIngester(ctx, c, req)
-		}, func(ctx context.Context, tenantID string) ([]fetchedSeries, error) {
+		}, func(ctx context.Context, tenantID string) (seriesList, error) {
 			return queryLocal(ctx, q.q.Local, tenantID, req)
 		})
 		if err != nil {
@@ -386,24 +386,19 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 		}
 		warning = w
 		for _, r := range results {
-			cs := make([]storage.ChunkSeries, 0, len(r))
-			for _, s := range r {
-				if !shard.Contains(s.Labels()) {
-					continue
+			r.filter(func(s *fetchedSeries) bool {
+				if !shard.Contains(s.lset) {
+					return false
 				}
 				if len(results) > 1 {
-					unique[s.Labels().Hash()] = struct{}{}
+					unique[s.lset.Hash()] = struct{}{}
 				}
-				chunksFetched += s.chunks
+				chunksFetched += len(s.metas)
 				bytesFetched += s.bytes
-				cs = append(cs, s)
-			}
-			uniqueSeries += len(cs)
-			var set storage.SeriesSet = storage.NewSeriesSetFromChunkSeriesSet(&listChunkSeriesSet{series: cs, idx: -1})
-			if len(r) > 0 && r[0].untrimmed {
-				set = trimmedSeriesSet{SeriesSet: set, mint: mint, maxt: maxt}
-			}
-			sets = append(sets, set)
+				uniqueSeries++
+				return true
+			})
+			sets = append(sets, newFetchedSeriesSet(r))
 		}
 	}
 	// One ingester's answer holds each series once; replicas' answers
@@ -426,24 +421,15 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 	return merged
 }
 
-// fetchedSeries is a series read from an ingester, with what it cost.
-type fetchedSeries struct {
-	*storage.ChunkSeriesEntry
-	chunks, bytes int
-	// untrimmed: the chunks may hold samples outside the requested range
-	// (the in-process ingester's, see LocalIngester.QueryChunks).
-	untrimmed bool
-}
-
 // queryIngester reads the whole chunk stream of one ingester into chunk
 // series, sorted by labels as the ingester sends them.
-func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryRequest) ([]fetchedSeries, error) {
+func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryRequest) (seriesList, error) {
 	stream, err := c.QueryStream(ctx, req)
 	if err != nil {
-		return nil, err
+		return seriesList{}, err
 	}
 	var (
-		out []fetchedSeries
+		out seriesList
 		b   labels.ScratchBuilder
 	)
 	err = recvAll(stream.Recv, func(resp *ingesterpb.QueryStreamResponse) error {
@@ -459,7 +445,7 @@ func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryR
 				}
 				metas = append(metas, chunks.Meta{MinTime: c.MinTimeMs, MaxTime: c.MaxTimeMs, Chunk: chk})
 			}
-			out = append(out, newFetchedSeries(ingesterpb.FromLabels(&b, s.Labels), metas))
+			out.add(newFetchedSeries(ingesterpb.FromLabels(&b, s.Labels), metas))
 		}
 		return nil
 	})
@@ -470,10 +456,10 @@ func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryR
 // (they are the TSDB's only while its querier is open) into shared slabs,
 // as the chunk metas: one allocation for many series. The labels are the
 // ingester's to give (LocalIngester.QueryChunks).
-func queryLocal(ctx context.Context, l LocalIngester, tenantID string, req *ingesterpb.QueryRequest) ([]fetchedSeries, error) {
+func queryLocal(ctx context.Context, l LocalIngester, tenantID string, req *ingesterpb.QueryRequest) (seriesList, error) {
 	const slabSize = 64 << 10
 	var (
-		out   []fetchedSeries
+		out   seriesList
 		bytes []byte
 		metas []chunks.Meta
 	)
@@ -497,29 +483,11 @@ func queryLocal(ctx context.Context, l LocalIngester, tenantID string, req *inge
 			own[i] = chunks.Meta{MinTime: m.MinTime, MaxTime: m.MaxTime, Chunk: chk}
 		}
 		fs := newFetchedSeries(ls, own)
-		fs.untrimmed = true
-		out = append(out, fs)
+		fs.mint, fs.maxt = req.StartMs, req.EndMs // the chunks are whole
+		out.add(fs)
 		return nil
 	})
 	return out, err
-}
-
-// newFetchedSeries is the series ls with chunks metas (which it keeps).
-func newFetchedSeries(ls labels.Labels, metas []chunks.Meta) fetchedSeries {
-	size := 0
-	for _, m := range metas {
-		size += len(m.Chunk.Bytes())
-	}
-	return fetchedSeries{
-		ChunkSeriesEntry: &storage.ChunkSeriesEntry{
-			Lset: ls,
-			ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
-				return storage.NewListChunkSeriesIterator(metas...)
-			},
-		},
-		chunks: len(metas),
-		bytes:  size,
-	}
 }
 
 // seriesIngester reads the labels of one ingester's matching series, as

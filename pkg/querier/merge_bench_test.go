@@ -13,7 +13,6 @@ import (
 )
 
 const (
-	mergeBenchReplicas        = 3
 	mergeBenchSamples         = 240 // per series: 1h at 15s
 	mergeBenchSamplesPerChunk = 120
 	mergeBenchStepMs          = 15_000
@@ -25,10 +24,10 @@ const (
 // counter of mergeBenchSamples samples in XOR chunks of
 // mergeBenchSamplesPerChunk. Every replica decodes its own copy of the chunk
 // bytes, as queryIngester does.
-func mergeBenchReplicaResults(b *testing.B, n int) [][]fetchedSeries {
+func mergeBenchReplicaResults(b *testing.B, replicas, n int) []seriesList {
 	b.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
-	out := make([][]fetchedSeries, mergeBenchReplicas)
+	out := make([]seriesList, replicas)
 	for i := range n {
 		lset := labels.FromStrings("__name__", "bench_merge_total", "job", fmt.Sprintf("job-%d", i%10), "series", fmt.Sprintf("%06d", i))
 		var encoded [][]byte
@@ -50,50 +49,36 @@ func mergeBenchReplicaResults(b *testing.B, n int) [][]fetchedSeries {
 		}
 		for r := range out {
 			metas := make([]chunks.Meta, 0, len(encoded))
-			size := 0
 			for c, data := range encoded {
 				chk, err := chunkenc.FromData(chunkenc.EncXOR, append([]byte(nil), data...))
 				if err != nil {
 					b.Fatal(err)
 				}
-				size += len(data)
 				metas = append(metas, chunks.Meta{MinTime: bounds[c][0], MaxTime: bounds[c][1], Chunk: chk})
 			}
-			out[r] = append(out[r], fetchedSeries{
-				ChunkSeriesEntry: &storage.ChunkSeriesEntry{
-					Lset: lset,
-					ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
-						return storage.NewListChunkSeriesIterator(metas...)
-					},
-				},
-				chunks: len(metas),
-				bytes:  size,
-			})
+			out[r].add(newFetchedSeries(lset, metas))
 		}
 	}
 	return out
 }
 
 // mergeReplicas is the merge at the end of ingesterQuerier.Select.
-func mergeReplicas(results [][]fetchedSeries) storage.SeriesSet {
+func mergeReplicas(results []seriesList) storage.SeriesSet {
 	sets := make([]storage.SeriesSet, 0, len(results))
 	for _, r := range results {
-		cs := make([]storage.ChunkSeries, 0, len(r))
-		for _, s := range r {
-			cs = append(cs, s)
-		}
-		sets = append(sets, storage.NewSeriesSetFromChunkSeriesSet(&listChunkSeriesSet{series: cs, idx: -1}))
+		sets = append(sets, newFetchedSeriesSet(r))
 	}
 	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
 }
 
-// BenchmarkMergeDedup measures merging three replicas' identical answers
-// into one sample per timestamp and reading every merged sample, as PromQL
-// does after the querier's Select.
+// BenchmarkMergeDedup measures merging replicas' identical answers into
+// one sample per timestamp and reading every merged sample, as PromQL does
+// after the querier's Select; with one replica, just the reading.
 func BenchmarkMergeDedup(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
-		b.Run(fmt.Sprintf("series=%d", n), func(b *testing.B) {
-			results := mergeBenchReplicaResults(b, n)
+	for _, c := range []struct{ replicas, n int }{{1, 10000}, {3, 1000}, {3, 10000}} {
+		n := c.n
+		b.Run(fmt.Sprintf("replicas=%d/series=%d", c.replicas, n), func(b *testing.B) {
+			results := mergeBenchReplicaResults(b, c.replicas, n)
 			var (
 				it   chunkenc.Iterator
 				sink float64
