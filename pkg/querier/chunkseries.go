@@ -155,7 +155,7 @@ type chunksIterator struct {
 	metas      []chunks.Meta
 	i          int // the chunk cur reads
 	cur        chunkenc.Iterator
-	decoders   [4]chunkenc.Iterator // by chunkenc.Encoding
+	decoders   [8]chunkenc.Iterator // by chunkenc.Encoding
 	mint, maxt int64
 	vt         chunkenc.ValueType // at the current sample; ValNone before the first
 	merged     bool               // cur is the one iterator, metas unused

@@ -454,14 +454,15 @@ func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryR
 
 // queryLocal reads the in-process ingester, copying each chunk's bytes
 // (they are the TSDB's only while its querier is open) into shared slabs,
-// as the chunk metas: one allocation for many series. The labels are the
-// ingester's to give (LocalIngester.QueryChunks).
+// as the chunk metas and XOR chunks: one allocation for many series. The
+// labels are the ingester's to give (LocalIngester.QueryChunks).
 func queryLocal(ctx context.Context, l LocalIngester, tenantID string, req *ingesterpb.QueryRequest) (seriesList, error) {
 	const slabSize = 64 << 10
 	var (
 		out   seriesList
 		bytes []byte
 		metas []chunks.Meta
+		xors  []chunkenc.XORChunk
 	)
 	err := l.QueryChunks(ctx, tenantID, req, func(ls labels.Labels, ms []chunks.Meta) error {
 		if cap(metas)-len(metas) < len(ms) {
@@ -476,9 +477,20 @@ func queryLocal(ctx context.Context, l LocalIngester, tenantID string, req *inge
 			}
 			data := append(bytes[len(bytes):len(bytes):len(bytes)+len(src)], src...)
 			bytes = bytes[:len(bytes)+len(src)]
-			chk, err := chunkenc.FromData(m.Chunk.Encoding(), data)
-			if err != nil {
-				return fmt.Errorf("copy chunk: %w", err)
+			var chk chunkenc.Chunk
+			if m.Chunk.Encoding() == chunkenc.EncXOR {
+				if len(xors) == cap(xors) {
+					xors = make([]chunkenc.XORChunk, 0, slabSize/int(unsafe.Sizeof(chunkenc.XORChunk{})))
+				}
+				xors = xors[:len(xors)+1]
+				x := &xors[len(xors)-1]
+				x.Reset(data)
+				chk = x
+			} else {
+				var err error
+				if chk, err = chunkenc.FromData(m.Chunk.Encoding(), data); err != nil {
+					return fmt.Errorf("copy chunk: %w", err)
+				}
 			}
 			own[i] = chunks.Meta{MinTime: m.MinTime, MaxTime: m.MaxTime, Chunk: chk}
 		}
