@@ -58,12 +58,41 @@ func AppendFloat(b []byte, f float64) []byte {
 		b = strconv.AppendInt(b, int64(f), 10)
 		return append(b, '"')
 	}
+	// So are other numbers of up to three decimals (quarters,
+	// milliseconds, percentages): see appendMillis.
+	if m := f * 1000; f != math.Trunc(f) && m == math.Trunc(m) && math.Abs(f) < 1<<43 && m/1000 == f {
+		b = appendMillis(b, int64(m))
+		return append(b, '"')
+	}
 	format := byte('f')
 	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		format = 'e'
 	}
 	b = strconv.AppendFloat(b, f, format, -1, 64)
 	return append(b, '"')
+}
+
+// appendMillis writes m/1000, m not a multiple of 1000, as strconv's
+// shortest 'f' format writes the float f that AppendFloat found to be
+// m/1000 rounded (m/1000 == f). The decimal m/1000 reads back as f; no
+// decimal with fewer digits does, as those near f are multiples of 0.001
+// too, and below 2^43 floats are less than 0.001 apart: so m/1000 is the
+// shortest decimal that reads back as f, which is what strconv writes.
+func appendMillis(b []byte, m int64) []byte {
+	if m < 0 {
+		b = append(b, '-')
+		m = -m
+	}
+	b = strconv.AppendInt(b, m/1000, 10)
+	frac := m % 1000
+	b = append(b, '.', byte('0'+frac/100))
+	if frac%100 != 0 {
+		b = append(b, byte('0'+frac/10%10))
+		if frac%10 != 0 {
+			b = append(b, byte('0'+frac%10))
+		}
+	}
+	return b
 }
 
 // AppendLabelString is jsoniter's Stream.WriteString, which Prometheus's

@@ -28,15 +28,15 @@ const extentsFormat byte = 1
 // histograms as plain numbers. The error is that of decoding an extent's
 // series (Response.Result).
 func encodeExtents(exts []extent) ([]byte, error) {
-	ms := make([]model.Matrix, len(exts))
+	sss := make([][]series, len(exts))
 	size := 16
 	for i, e := range exts {
-		m, err := e.resp.Result()
+		ss, err := e.resp.series()
 		if err != nil {
 			return nil, err
 		}
-		ms[i] = m
-		size += 32 + extentsSizeHint(m)
+		sss[i] = ss
+		size += 32 + extentsSizeHint(ss)
 	}
 	// One buffer of about the right size: growing it by doubling copies
 	// it over and over.
@@ -44,49 +44,51 @@ func encodeExtents(exts []extent) ([]byte, error) {
 	b = append(b, extentsFormat)
 	b = binary.AppendUvarint(b, uint64(len(exts)))
 	for i, e := range exts {
-		m := ms[i]
+		ss := sss[i]
 		b = binary.AppendVarint(b, e.start)
 		b = binary.AppendVarint(b, e.end-e.start)
-		b = binary.AppendUvarint(b, uint64(len(m)))
-		for _, s := range m {
+		b = binary.AppendUvarint(b, uint64(len(ss)))
+		for _, s := range ss {
 			b = appendSeries(b, s)
 		}
 	}
 	return snappy.Encode(nil, b), nil
 }
 
-// extentsSizeHint is about the size of m encoded: labels, and a few bytes
+// extentsSizeHint is about the size of ss encoded: labels, and a few bytes
 // for each float (timestamp delta and XOR), more for a histogram.
-func extentsSizeHint(m model.Matrix) int {
+func extentsSizeHint(ss []series) int {
 	n := 0
-	for _, s := range m {
-		n += 8 + 8*len(s.Values) + 64*len(s.Histograms)
-		for k, v := range s.Metric {
-			n += len(k) + len(v) + 2
+	for _, s := range ss {
+		n += 8 + 8*len(s.floats) + 64*len(s.hists)
+		for _, l := range s.labels {
+			n += len(l.name) + len(l.value) + 2
 		}
 	}
 	return n
 }
 
-func appendSeries(b []byte, s *model.SampleStream) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s.Metric)))
-	for n, v := range s.Metric {
-		b = appendString(b, string(n))
-		b = appendString(b, string(v))
+// appendSeries writes a series, its labels sorted by name (which older
+// values did not always do: decoding sorts them).
+func appendSeries(b []byte, s series) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s.labels)))
+	for _, l := range s.labels {
+		b = appendString(b, l.name)
+		b = appendString(b, l.value)
 	}
-	b = binary.AppendUvarint(b, uint64(len(s.Values)))
+	b = binary.AppendUvarint(b, uint64(len(s.floats)))
 	var prevT int64
 	var prevV uint64
-	for _, p := range s.Values {
+	for _, p := range s.floats {
 		b = binary.AppendVarint(b, int64(p.Timestamp)-prevT)
 		prevT = int64(p.Timestamp)
 		v := math.Float64bits(float64(p.Value))
 		b = appendXOR(b, v^prevV)
 		prevV = v
 	}
-	b = binary.AppendUvarint(b, uint64(len(s.Histograms)))
+	b = binary.AppendUvarint(b, uint64(len(s.hists)))
 	prevT = 0
-	for _, p := range s.Histograms {
+	for _, p := range s.hists {
 		b = binary.AppendVarint(b, int64(p.Timestamp)-prevT)
 		prevT = int64(p.Timestamp)
 		h := p.Histogram
@@ -123,7 +125,8 @@ func appendFloat64(b []byte, f float64) []byte {
 	return binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
 }
 
-// decodeExtents reads what encodeExtents wrote.
+// decodeExtents reads what encodeExtents wrote. The label strings of the
+// series point into the decompressed value.
 func decodeExtents(data []byte) ([]extent, error) {
 	raw, err := snappy.Decode(nil, data)
 	if err != nil {
@@ -138,11 +141,11 @@ func decodeExtents(data []byte) ([]extent, error) {
 	for range n {
 		start := d.varint()
 		e := extent{start: start, end: start + d.varint()}
-		result := make(model.Matrix, d.count(3))
-		for i := range result {
-			result[i] = d.series()
+		ss := make([]series, d.count(3))
+		for i := range ss {
+			ss[i] = d.series()
 		}
-		e.resp = &Response{Status: statusSuccess, Data: Data{ResultType: model.ValMatrix, Result: result}}
+		e.resp = &Response{Status: statusSuccess, Data: Data{ResultType: model.ValMatrix}, lazy: givenSeries(ss)}
 		exts = append(exts, e)
 	}
 	if d.err == nil && len(d.b) > 0 {
@@ -157,6 +160,9 @@ func decodeExtents(data []byte) ([]extent, error) {
 type decoder struct {
 	b   []byte
 	err error
+	// labels is a buffer for one series' labels; arena holds them all.
+	labels []labelPair
+	arena  arena
 }
 
 func (d *decoder) fail(err error) {
@@ -207,13 +213,14 @@ func (d *decoder) count(minSize int) int {
 	return int(n)
 }
 
+// string returns a string pointing into the value decoded.
 func (d *decoder) string() string {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
 		d.fail(errShort)
 		return ""
 	}
-	s := string(d.b[:n])
+	s := bytesString(d.b[:n])
 	d.b = d.b[n:]
 	return s
 }
@@ -228,40 +235,56 @@ func (d *decoder) float64() float64 {
 	return math.Float64frombits(v)
 }
 
-func (d *decoder) xor() uint64 {
-	tz := d.byte()
-	if tz == 0 {
-		return 0
+// floats reads len(dst) floats (timestamp deltas and XORs, see
+// appendSeries) into dst, in a loop of its own: most of a value is floats.
+func (d *decoder) floats(dst []model.SamplePair) {
+	b := d.b
+	var t int64
+	var v uint64
+	for i := range dst {
+		dt, n := binary.Varint(b)
+		if n <= 0 || n >= len(b) {
+			d.fail(errShort)
+			return
+		}
+		tz := b[n]
+		b = b[n+1:]
+		if tz > 64 {
+			d.fail(errors.New("bad float"))
+			return
+		}
+		if tz > 0 {
+			x, n := binary.Uvarint(b)
+			if n <= 0 {
+				d.fail(errShort)
+				return
+			}
+			b = b[n:]
+			v ^= x << (tz - 1)
+		}
+		t += dt
+		dst[i] = model.SamplePair{Timestamp: model.Time(t), Value: model.SampleValue(math.Float64frombits(v))}
 	}
-	if tz > 64 {
-		d.fail(errors.New("bad float"))
-		return 0
-	}
-	return d.uvarint() << (tz - 1)
+	d.b = b
 }
 
-func (d *decoder) series() *model.SampleStream {
-	s := &model.SampleStream{}
+func (d *decoder) series() series {
+	var s series
 	nl := d.count(2)
-	s.Metric = make(model.Metric, nl)
+	d.labels = d.labels[:0]
 	for range nl {
 		n := d.string()
-		s.Metric[model.LabelName(n)] = model.LabelValue(d.string())
+		d.labels = append(d.labels, labelPair{name: n, value: d.string()})
 	}
+	s.labels = d.arena.labels(normalizeLabels(d.labels))
 	if nf := d.count(2); nf > 0 {
-		s.Values = make([]model.SamplePair, nf)
-		var t int64
-		var v uint64
-		for i := range s.Values {
-			t += d.varint()
-			v ^= d.xor()
-			s.Values[i] = model.SamplePair{Timestamp: model.Time(t), Value: model.SampleValue(math.Float64frombits(v))}
-		}
+		s.floats = d.arena.floats(nf)
+		d.floats(s.floats)
 	}
 	if nh := d.count(17); nh > 0 {
-		s.Histograms = make([]model.SampleHistogramPair, nh)
+		s.hists = make([]model.SampleHistogramPair, nh)
 		var t int64
-		for i := range s.Histograms {
+		for i := range s.hists {
 			t += d.varint()
 			h := &model.SampleHistogram{Count: model.FloatString(d.float64()), Sum: model.FloatString(d.float64())}
 			if nb := d.count(25); nb > 0 {
@@ -275,7 +298,7 @@ func (d *decoder) series() *model.SampleStream {
 					}
 				}
 			}
-			s.Histograms[i] = model.SampleHistogramPair{Timestamp: model.Time(t), Histogram: h}
+			s.hists[i] = model.SampleHistogramPair{Timestamp: model.Time(t), Histogram: h}
 		}
 	}
 	return s

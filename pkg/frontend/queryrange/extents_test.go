@@ -41,9 +41,10 @@ func TestExtentsRoundTrip(t *testing.T) {
 				require.Equal(t, e.end, got[i].end)
 				// Bytes compare NaN equal to NaN and -0 unequal to 0.
 				require.Equal(t, encode(t, e.resp), encode(t, got[i].resp))
+				gotM := must[model.Matrix](t)(got[i].resp.Result())
 				for j, s := range e.resp.Data.Result {
 					for k, p := range s.Values {
-						require.Equal(t, math.Float64bits(float64(p.Value)), math.Float64bits(float64(got[i].resp.Data.Result[j].Values[k].Value)))
+						require.Equal(t, math.Float64bits(float64(p.Value)), math.Float64bits(float64(gotM[j].Values[k].Value)))
 					}
 				}
 			}

@@ -1,8 +1,11 @@
 package queryrange
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"math"
+	"net/http"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -60,6 +63,23 @@ func TestEncodeResponseMatchesPrometheus(t *testing.T) {
 			{Metric: labels.FromStrings("h", "empty"), Histograms: []promql.HPoint{{T: 1000, H: &histogram.FloatHistogram{}}}},
 		}},
 		{name: "warnings and infos", matrix: promql.Matrix{}, warnings: []string{"<warn> & more", "\u2028 \b"}, infos: []string{"info \x00"}},
+		{name: "many timestamps and decimals", matrix: func() promql.Matrix {
+			// Series with the timestamps of the one before, all or some,
+			// or others (EncodeResponse copies the JSON of those it
+			// wrote for the series before), and values of a few decimals.
+			var m promql.Matrix
+			for i := range 4 {
+				s := promql.Series{Metric: labels.FromStrings("i", string(rune('a'+i)))}
+				for j := range 700 {
+					if i == 1 && j%3 == 0 {
+						continue
+					}
+					s.Floats = append(s.Floats, promql.FPoint{T: int64(j*j*37-5000*(i/3)) - 1e6, F: float64(j-350) / []float64{1, 4, 1000, 3}[j%4]})
+				}
+				m = append(m, s)
+			}
+			return m
+		}()},
 	}
 	for _, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
@@ -73,6 +93,12 @@ func TestEncodeResponseMatchesPrometheus(t *testing.T) {
 			resp, err := decodeResponseBody(prom)
 			require.NoError(t, err)
 			require.Equal(t, string(prom), encode(t, resp))
+			// Also from the series the frontend holds (not passed on as it
+			// came, which the Content-Type does not allow).
+			lazy, err := DecodeResponse(&http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(bytes.NewReader(prom))})
+			require.NoError(t, err)
+			require.Nil(t, lazy.raw)
+			require.Equal(t, string(prom), encode(t, lazy))
 
 			// The decoder reads what encoding/json reads.
 			var std Response

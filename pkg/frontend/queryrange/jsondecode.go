@@ -17,9 +17,12 @@ import (
 // valid JSON of the expected shape is an error. Strings are taken as
 // they are, invalid UTF-8 included (Prometheus writes label values raw).
 
-// decodeJSONResponse parses body into a Response.
-func decodeJSONResponse(body []byte) (*Response, error) {
-	return decodeJSON(&jsonDecoder{b: body, names: map[string]string{}})
+// decodeJSONResponse parses body into a Response and its series, whose
+// label strings point into body, which must not change afterwards.
+func decodeJSONResponse(body []byte) (*Response, []series, error) {
+	d := &jsonDecoder{b: body}
+	resp, err := decodeJSON(d)
+	return resp, d.ss, err
 }
 
 // skimJSONResponse parses body into a Response but for the series, which
@@ -50,14 +53,17 @@ type jsonDecoder struct {
 	b   []byte
 	i   int
 	err error
-	// names interns label names and values: series repeat them.
-	names map[string]string
+	// ss are the series decoded, nil if the result was absent or null;
+	// arena holds their labels and floats.
+	ss    []series
+	arena arena
 	// skim skips the series (skimJSONResponse); hasSeries is whether it
 	// skipped any.
 	skim      bool
 	hasSeries bool
-	// labels is a buffer for the labels of one series.
+	// labels and floats are buffers for one series.
 	labels []labelPair
+	floats []model.SamplePair
 }
 
 func (d *jsonDecoder) fail(format string, args ...any) {
@@ -159,31 +165,32 @@ func (d *jsonDecoder) array(elem func()) {
 	}
 }
 
-// rawString returns the contents of a string, unescaped; the slice is
-// only valid until the next call.
+// rawString returns the contents of a string, unescaped: a slice of the
+// body or, if the string has escapes, a buffer of its own. Neither is ever
+// written to.
 func (d *jsonDecoder) rawString() []byte {
 	d.expect('"')
 	if d.err != nil {
 		return nil
 	}
-	start := d.i
-	for d.i < len(d.b) {
-		switch c := d.b[d.i]; {
-		case c == '"':
-			s := d.b[start:d.i]
-			d.i++
-			return s
-		case c == '\\':
-			return d.escapedString(start)
-		case c < 0x20:
-			d.fail("control character in string")
-			return nil
-		default:
-			d.i++
-		}
+	start, i := d.i, d.i
+	for i < len(d.b) && skimPlainInString[d.b[i]] {
+		i++
 	}
-	d.fail("unexpected end of input")
-	return nil
+	d.i = i
+	switch {
+	case i == len(d.b):
+		d.fail("unexpected end of input")
+		return nil
+	case d.b[i] == '"':
+		d.i++
+		return d.b[start:i]
+	case d.b[i] == '\\':
+		return d.escapedString(start)
+	default:
+		d.fail("control character in string")
+		return nil
+	}
 }
 
 func (d *jsonDecoder) escapedString(start int) []byte {
@@ -265,15 +272,11 @@ func (d *jsonDecoder) string() string {
 	return string(d.rawString())
 }
 
-// name returns a label name or value, interned.
-func (d *jsonDecoder) name() string {
-	b := d.rawString()
-	if s, ok := d.names[string(b)]; ok {
-		return s
-	}
-	s := string(b)
-	d.names[s] = s
-	return s
+// label returns a label name or value, pointing into the body (or, if it
+// has escapes, into a buffer of its own): rawString never writes to a
+// slice it returned.
+func (d *jsonDecoder) label() string {
+	return bytesString(d.rawString())
 }
 
 func (d *jsonDecoder) strings() []string {
@@ -372,13 +375,13 @@ func (d *jsonDecoder) data(data *Data) {
 				d.skipSeries()
 				return
 			}
-			data.Result = model.Matrix{}
+			d.ss = []series{}
 			d.array(func() {
 				if d.null() {
 					d.fail("null series")
 					return
 				}
-				data.Result = append(data.Result, d.series())
+				d.ss = append(d.ss, d.series())
 			})
 		default:
 			d.skip()
@@ -473,31 +476,20 @@ var skimPlain, skimPlainInString = func() (out, in [256]bool) {
 	return out, in
 }()
 
-func (d *jsonDecoder) series() *model.SampleStream {
-	s := &model.SampleStream{}
+// series reads one series. Its labels are sorted by name, the last kept
+// of labels with the same name, as decoding into a model.Metric would.
+func (d *jsonDecoder) series() series {
+	var s series
+	d.labels, d.floats = d.labels[:0], d.floats[:0]
 	d.object(func(key []byte) {
 		switch string(key) {
 		case "metric":
 			if d.null() {
 				return
 			}
-			// Labels are gathered first, for a map of the right size:
-			// growing one rehashes it.
-			d.labels = d.labels[:0]
 			d.object(func(name []byte) {
-				n := d.names[string(name)]
-				if n == "" {
-					n = string(name)
-					d.names[n] = n
-				}
-				d.labels = append(d.labels, labelPair{name: n, value: d.name()})
+				d.labels = append(d.labels, labelPair{name: bytesString(name), value: d.label()})
 			})
-			if s.Metric == nil {
-				s.Metric = make(model.Metric, len(d.labels))
-			}
-			for _, l := range d.labels {
-				s.Metric[model.LabelName(l.name)] = model.LabelValue(l.value)
-			}
 		case "values":
 			if d.null() {
 				return
@@ -509,7 +501,7 @@ func (d *jsonDecoder) series() *model.SampleStream {
 				d.expect(',')
 				p.Value = model.SampleValue(d.float())
 				d.expect(']')
-				s.Values = append(s.Values, p)
+				d.floats = append(d.floats, p)
 			})
 		case "histograms":
 			if d.null() {
@@ -522,15 +514,15 @@ func (d *jsonDecoder) series() *model.SampleStream {
 				d.expect(',')
 				p.Histogram = d.histogram()
 				d.expect(']')
-				s.Histograms = append(s.Histograms, p)
+				s.hists = append(s.hists, p)
 			})
 		default:
 			d.skip()
 		}
 	})
-	if s.Metric == nil {
-		s.Metric = model.Metric{}
-	}
+	s.labels = d.arena.labels(normalizeLabels(d.labels))
+	s.floats = d.arena.floats(len(d.floats))
+	copy(s.floats, d.floats)
 	return s
 }
 
@@ -576,6 +568,9 @@ func (d *jsonDecoder) float() float64 {
 	if d.err != nil {
 		return 0
 	}
+	if f, ok := parseDecimal(s); ok {
+		return f
+	}
 	f, err := strconv.ParseFloat(string(s), 64)
 	if err != nil {
 		d.fail("invalid sample value %q", s)
@@ -583,6 +578,47 @@ func (d *jsonDecoder) float() float64 {
 	}
 	return f
 }
+
+// parseDecimal parses the most common sample values, -?[0-9]+(\.[0-9]+)?
+// of at most 19 digits and less than 2^53 without the point, much faster
+// than strconv.ParseFloat and to the same float: that integer and the
+// power of ten it is divided by (at most 1e19) are exact floats, and the
+// division rounds once, to the nearest float, as ParseFloat does (this is
+// its own first path). Other forms it leaves to ParseFloat.
+func parseDecimal(s []byte) (float64, bool) {
+	i := 0
+	neg := len(s) > 0 && s[0] == '-'
+	if neg {
+		i++
+	}
+	var m uint64
+	digits, point := 0, -1 // point: the digits before the point
+	for ; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9' && digits < 19:
+			m = m*10 + uint64(c-'0')
+			digits++
+		case c == '.' && point < 0 && digits > 0:
+			point = digits
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 || point == digits || m >= 1<<53 {
+		return 0, false
+	}
+	f := float64(m)
+	if point >= 0 {
+		f /= pow10[digits-point]
+	}
+	if neg {
+		f = -f
+	}
+	return f, true
+}
+
+// pow10 are the powers of ten parseDecimal divides by.
+var pow10 = [20]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
 
 // integer reads an integer of at least min.
 func (d *jsonDecoder) integer(min int64) int64 {
@@ -607,45 +643,42 @@ func (d *jsonDecoder) integer(min int64) int64 {
 // model.Time does) into milliseconds.
 func (d *jsonDecoder) timestamp() model.Time {
 	d.ws()
-	start := d.i
-	neg := d.i < len(d.b) && d.b[d.i] == '-'
+	b, start := d.b, d.i
+	i := start
+	neg := i < len(b) && b[i] == '-'
 	if neg {
-		d.i++
+		i++
 	}
 	var ms int64
 	digits := 0
-	for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
-		ms = ms*10 + int64(d.b[d.i]-'0')
-		d.i++
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		ms = ms*10 + int64(b[i]-'0')
 		digits++
 	}
 	if digits == 0 || digits > 15 {
-		d.i = start
 		d.fail("invalid timestamp")
 		return 0
 	}
 	ms *= 1000
-	if d.i < len(d.b) && d.b[d.i] == '.' {
-		d.i++
+	if i < len(b) && b[i] == '.' {
+		i++
 		scale := int64(100)
 		fdigits := 0
-		for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
-			ms += int64(d.b[d.i]-'0') * scale
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			ms += int64(b[i]-'0') * scale
 			scale /= 10
-			d.i++
 			fdigits++
 		}
 		if fdigits == 0 {
-			d.i = start
 			d.fail("invalid timestamp")
 			return 0
 		}
 	}
-	if d.i < len(d.b) && (d.b[d.i] == 'e' || d.b[d.i] == 'E') {
-		d.i = start
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		d.fail("invalid timestamp")
 		return 0
 	}
+	d.i = i
 	if neg {
 		ms = -ms
 	}

@@ -3,7 +3,6 @@ package queryrange
 import (
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/prometheus/common/model"
 )
@@ -16,13 +15,30 @@ import (
 // query's result. Warnings and infos are merged without duplicates.
 //
 // The answer may share series with resps, which must not change
-// afterwards. A single answer is not decoded: the merged one shares its
-// undecoded series. The error is that of decoding an answer's series.
+// afterwards. A single answer, or the only one with series (the others
+// known to have none, such as a cached extent from before the series
+// began), is not decoded: the merged one shares its undecoded series, and
+// may be written as it came. The error is that of decoding an answer's
+// series.
+//
+// The merged answer holds a model.Matrix if every part does, else series
+// (Response.series), which it builds no Go map for.
 func mergeResponses(resps []*Response) (*Response, error) {
 	out := &Response{Status: statusSuccess, Data: Data{ResultType: model.ValMatrix}}
 	for _, r := range resps {
 		out.Warnings = appendUnique(out.Warnings, r.Warnings)
 		out.Infos = appendUnique(out.Infos, r.Infos)
+	}
+	if len(resps) > 1 {
+		var nonEmpty []*Response
+		for _, r := range resps {
+			if !r.knownEmpty() {
+				nonEmpty = append(nonEmpty, r)
+			}
+		}
+		if len(nonEmpty) <= 1 {
+			resps = nonEmpty
+		}
 	}
 	switch len(resps) {
 	case 0:
@@ -47,62 +63,151 @@ func mergeResponses(resps []*Response) (*Response, error) {
 		return out, nil
 	}
 
-	type group struct {
-		labels []labelPair // sorted by name
-		parts  []*model.SampleStream
-		floats int
-		hists  int
-	}
-	var (
-		groups []*group
-		byKey  = map[string]*group{}
-		key    []byte
-		pairs  []labelPair
-	)
-	for _, r := range resps {
-		m, err := r.Result()
+	parts := make([][]series, len(resps))
+	plain := true // every part a model.Matrix: so is the answer
+	for i, r := range resps {
+		ss, err := r.series()
 		if err != nil {
 			return nil, err
 		}
-		for _, s := range m {
-			pairs = sortedPairs(pairs[:0], s.Metric)
-			key = appendPairsKey(key[:0], pairs)
+		parts[i] = ss
+		plain = plain && r.lazy == nil
+	}
+	merged := mergeSeries(parts)
+	if plain {
+		out.Data.Result = seriesMatrix(merged)
+	} else {
+		out.lazy = givenSeries(merged)
+	}
+	return out, nil
+}
+
+// mergeSeries merges parts as mergeResponses does. Parts are usually
+// sorted by labels already (a querier's answers as Prometheus sorts them,
+// cached extents as they were merged): those it merges in order, as a
+// merge join; others it groups by labels and sorts.
+func mergeSeries(parts [][]series) []series {
+	for _, p := range parts {
+		if !sortedByLabels(p) {
+			return mergeUnsorted(parts)
+		}
+	}
+	return mergeSorted(parts)
+}
+
+// sortedByLabels is whether ss is sorted by labels, no labels twice.
+func sortedByLabels(ss []series) bool {
+	for i := 1; i < len(ss); i++ {
+		if compareLabels(ss[i-1].labels, ss[i].labels) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeSorted merges parts sorted by labels: at each step, the series
+// with the least labels among the parts' next ones, merged if several
+// parts have them.
+func mergeSorted(parts [][]series) []series {
+	n := 0
+	for _, p := range parts {
+		n = max(n, len(p))
+	}
+	var (
+		out   = make([]series, 0, n)
+		next  = make([]int, len(parts)) // each part's next series
+		least []int                     // the parts whose next series have the least labels
+		group []series
+		a     arena
+	)
+	for {
+		least = least[:0]
+		for i, p := range parts {
+			if next[i] == len(p) {
+				continue
+			}
+			if len(least) > 0 {
+				c := compareLabels(p[next[i]].labels, parts[least[0]][next[least[0]]].labels)
+				if c > 0 {
+					continue
+				}
+				if c < 0 {
+					least = least[:0]
+				}
+			}
+			least = append(least, i)
+		}
+		switch len(least) {
+		case 0:
+			return out
+		case 1:
+			out = append(out, parts[least[0]][next[least[0]]])
+		default:
+			group = group[:0]
+			for _, i := range least {
+				group = append(group, parts[i][next[i]])
+			}
+			out = append(out, mergeSamples(group, &a))
+		}
+		for _, i := range least {
+			next[i]++
+		}
+	}
+}
+
+// mergeUnsorted merges parts in any order: grouped by labels, then sorted.
+func mergeUnsorted(parts [][]series) []series {
+	var (
+		groups [][]series
+		byKey  = map[string]int{}
+		key    []byte
+	)
+	for _, p := range parts {
+		for _, s := range p {
+			key = appendPairsKey(key[:0], s.labels)
 			g, ok := byKey[string(key)]
 			if !ok {
-				g = &group{labels: slices.Clone(pairs)}
+				g = len(groups)
 				byKey[string(key)] = g
-				groups = append(groups, g)
+				groups = append(groups, nil)
 			}
-			g.parts = append(g.parts, s)
-			g.floats += len(s.Values)
-			g.hists += len(s.Histograms)
+			groups[g] = append(groups[g], s)
 		}
 	}
-
-	result := make(model.Matrix, 0, len(groups))
-	labels := make([][]labelPair, 0, len(groups))
+	out := make([]series, 0, len(groups))
+	var a arena
 	for _, g := range groups {
-		labels = append(labels, g.labels)
-		if len(g.parts) == 1 {
-			result = append(result, g.parts[0])
+		if len(g) == 1 {
+			out = append(out, g[0])
 			continue
 		}
-		s := &model.SampleStream{Metric: g.parts[0].Metric}
-		if g.floats > 0 {
-			s.Values = make([]model.SamplePair, 0, g.floats)
-		}
-		if g.hists > 0 {
-			s.Histograms = make([]model.SampleHistogramPair, 0, g.hists)
-		}
-		for _, p := range g.parts {
-			s.Values = appendFloatsAfter(s.Values, p.Values)
-			s.Histograms = appendHistogramsAfter(s.Histograms, p.Histograms)
-		}
-		result = append(result, s)
+		out = append(out, mergeSamples(g, &a))
 	}
-	sort.Sort(byLabels{result, labels})
-	out.Data.Result = result
-	return out, nil
+	slices.SortFunc(out, func(a, b series) int { return compareLabels(a.labels, b.labels) })
+	return out
+}
+
+// mergeSamples merges the samples of series with the same labels, given in
+// time order, into one with the labels (and metric) of the first; floats
+// come from a.
+func mergeSamples(ss []series, a *arena) series {
+	floats, hists := 0, 0
+	for _, s := range ss {
+		floats += len(s.floats)
+		hists += len(s.hists)
+	}
+	m := series{labels: ss[0].labels, metric: ss[0].metric}
+	if floats > 0 {
+		m.floats = a.floats(floats)[:0]
+	}
+	if hists > 0 {
+		m.hists = make([]model.SampleHistogramPair, 0, hists)
+	}
+	for _, s := range ss {
+		m.floats = appendFloatsAfter(m.floats, s.floats)
+		m.hists = appendHistogramsAfter(m.hists, s.hists)
+	}
+	return m
 }
 
 func appendFloatsAfter(dst, src []model.SamplePair) []model.SamplePair {
@@ -130,16 +235,6 @@ func appendUnique(dst, src []string) []string {
 	return dst
 }
 
-type labelPair struct{ name, value string }
-
-func sortedPairs(dst []labelPair, m model.Metric) []labelPair {
-	for n, v := range m {
-		dst = append(dst, labelPair{string(n), string(v)})
-	}
-	slices.SortFunc(dst, func(a, b labelPair) int { return strings.Compare(a.name, b.name) })
-	return dst
-}
-
 func appendPairsKey(b []byte, pairs []labelPair) []byte {
 	for _, p := range pairs {
 		b = append(b, p.name...)
@@ -150,62 +245,63 @@ func appendPairsKey(b []byte, pairs []labelPair) []byte {
 	return b
 }
 
-// compareLabels orders label sets as Prometheus's labels.Compare: label by
-// label, name then value, a prefix first.
-func compareLabels(a, b []labelPair) int {
-	for i := 0; i < len(a) && i < len(b); i++ {
-		if c := strings.Compare(a[i].name, b[i].name); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a[i].value, b[i].value); c != 0 {
-			return c
-		}
-	}
-	return len(a) - len(b)
-}
-
-type byLabels struct {
-	m      model.Matrix
-	labels [][]labelPair
-}
-
-func (s byLabels) Len() int           { return len(s.m) }
-func (s byLabels) Less(i, j int) bool { return compareLabels(s.labels[i], s.labels[j]) < 0 }
-func (s byLabels) Swap(i, j int) {
-	s.m[i], s.m[j] = s.m[j], s.m[i]
-	s.labels[i], s.labels[j] = s.labels[j], s.labels[i]
-}
-
 // clipResponse returns the part of r in [start, end]: the samples in that
 // range, the series left with none dropped. It shares sample slices with
 // r. The error is that of decoding r's series.
 func clipResponse(r *Response, start, end int64) (*Response, error) {
-	m, err := r.Result()
+	out := &Response{Status: r.Status, Data: Data{ResultType: r.Data.ResultType}, Warnings: r.Warnings, Infos: r.Infos}
+	if r.lazy == nil {
+		m := r.Data.Result
+		out.Data.Result = make(model.Matrix, 0, len(m))
+		for _, s := range m {
+			floats, hists, whole := clipSamples(s.Values, s.Histograms, start, end)
+			switch {
+			case whole:
+				out.Data.Result = append(out.Data.Result, s)
+			case floats != nil || hists != nil:
+				out.Data.Result = append(out.Data.Result, &model.SampleStream{Metric: s.Metric, Values: floats, Histograms: hists})
+			}
+		}
+		return out, nil
+	}
+	ss, err := r.lazy.series()
 	if err != nil {
 		return nil, err
 	}
-	out := &Response{Status: r.Status, Data: Data{ResultType: r.Data.ResultType}, Warnings: r.Warnings, Infos: r.Infos}
-	out.Data.Result = make(model.Matrix, 0, len(m))
-	for _, s := range m {
-		fi := sort.Search(len(s.Values), func(i int) bool { return int64(s.Values[i].Timestamp) >= start })
-		fj := sort.Search(len(s.Values), func(i int) bool { return int64(s.Values[i].Timestamp) > end })
-		hi := sort.Search(len(s.Histograms), func(i int) bool { return int64(s.Histograms[i].Timestamp) >= start })
-		hj := sort.Search(len(s.Histograms), func(i int) bool { return int64(s.Histograms[i].Timestamp) > end })
-		if fi == fj && hi == hj {
-			continue
+	clipped := make([]series, 0, len(ss))
+	for _, s := range ss {
+		floats, hists, whole := clipSamples(s.floats, s.hists, start, end)
+		switch {
+		case whole:
+			clipped = append(clipped, s)
+		case floats != nil || hists != nil:
+			clipped = append(clipped, series{labels: s.labels, metric: s.metric, floats: floats, hists: hists})
 		}
-		if fi == 0 && fj == len(s.Values) && hi == 0 && hj == len(s.Histograms) {
-			out.Data.Result = append(out.Data.Result, s)
-			continue
-		}
-		c := &model.SampleStream{Metric: s.Metric}
-		if fi < fj {
-			c.Values = s.Values[fi:fj:fj]
-		}
-		if hi < hj {
-			c.Histograms = s.Histograms[hi:hj:hj]
-		}
-		out.Data.Result = append(out.Data.Result, c)
 	}
+	out.lazy = givenSeries(clipped)
 	return out, nil
+}
+
+// clipSamples returns the samples in [start, end], nil if none, or whether
+// that is all of them.
+func clipSamples(floats []model.SamplePair, hists []model.SampleHistogramPair, start, end int64) (
+	clippedFloats []model.SamplePair, clippedHists []model.SampleHistogramPair, whole bool,
+) {
+	fi := sort.Search(len(floats), func(i int) bool { return int64(floats[i].Timestamp) >= start })
+	fj := sort.Search(len(floats), func(i int) bool { return int64(floats[i].Timestamp) > end })
+	hi := sort.Search(len(hists), func(i int) bool { return int64(hists[i].Timestamp) >= start })
+	hj := sort.Search(len(hists), func(i int) bool { return int64(hists[i].Timestamp) > end })
+	if fi == fj && hi == hj {
+		return nil, nil, false
+	}
+	if fi == 0 && fj == len(floats) && hi == 0 && hj == len(hists) {
+		return floats, hists, true
+	}
+	if fi < fj {
+		clippedFloats = floats[fi:fj:fj]
+	}
+	if hi < hj {
+		clippedHists = hists[hi:hj:hj]
+	}
+	return clippedFloats, clippedHists, false
 }

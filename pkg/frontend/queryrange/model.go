@@ -52,9 +52,11 @@ func (r *Request) WithQuery(q string) *Request {
 // values differently, see json.go).
 //
 // A Response from DecodeResponse may hold its series undecoded, in the
-// body they came in, until something reads them: its Data.Result is then
-// nil. Code that reads the series calls Result, never Data.Result, which
-// is only for building a Response.
+// body they came in, until something reads them; one from the results
+// cache or a merge holds them in the frontend's own form (series), not as
+// a model.Matrix: its Data.Result is then nil. Code that reads the series
+// calls Result (or, in this package, series), never Data.Result, which is
+// only for building a Response.
 type Response struct {
 	Status    string   `json:"status"`
 	Data      Data     `json:"data"`
@@ -70,8 +72,9 @@ type Response struct {
 	// unchanged keeps it: middlewares build new Responses, never change
 	// one they received.
 	raw []byte
-	// lazy, if not nil, holds the series still undecoded; Result decodes
-	// them on first use. Responses built from this one share it.
+	// lazy, if not nil, holds the series, undecoded or as series; Result
+	// makes a model.Matrix of them on first use. Responses built from this
+	// one share it.
 	lazy *lazyResult
 }
 
@@ -85,24 +88,68 @@ func (r *Response) Result() (model.Matrix, error) {
 	return r.lazy.result()
 }
 
-// lazyResult is a body's series, decoded once, when first read.
+// series returns the series of r as the frontend holds them between
+// decoding and encoding, decoding them first if need be. Those of
+// Data.Result are converted at each call. They are shared and must not be
+// changed.
+func (r *Response) series() ([]series, error) {
+	if r.lazy == nil {
+		return matrixSeries(r.Data.Result), nil
+	}
+	return r.lazy.series()
+}
+
+// hasSeries is whether r holds a result, empty or not.
+func (r *Response) hasSeries() bool {
+	return r.lazy != nil || r.Data.Result != nil
+}
+
+// knownEmpty is whether r is known to have no series without decoding
+// any.
+func (r *Response) knownEmpty() bool {
+	if r.lazy == nil {
+		return len(r.Data.Result) == 0
+	}
+	return r.lazy.body == nil && len(r.lazy.ss) == 0
+}
+
+// lazyResult is a Response's series held as series: decoded from a body
+// when first read, or given (cached extents, merged and clipped answers).
+// A model.Matrix is built from them only when Result asks for one.
 type lazyResult struct {
-	once   sync.Once
-	body   []byte
-	matrix model.Matrix
-	err    error
+	// body, if not nil, is the JSON answer the series are decoded from; it
+	// never changes: their label strings point into it.
+	body []byte
+	once sync.Once
+	ss   []series
+	err  error
+
+	matrixOnce sync.Once
+	matrix     model.Matrix
+}
+
+// givenSeries returns a lazyResult of ss, which must not change.
+func givenSeries(ss []series) *lazyResult {
+	if ss == nil {
+		ss = []series{}
+	}
+	return &lazyResult{ss: ss}
+}
+
+func (l *lazyResult) series() ([]series, error) {
+	if l.body != nil {
+		l.once.Do(func() { l.ss, l.err = decodeSeriesBody(l.body) })
+	}
+	return l.ss, l.err
 }
 
 func (l *lazyResult) result() (model.Matrix, error) {
-	l.once.Do(func() {
-		resp, err := decodeResponseBody(l.body)
-		if err != nil {
-			l.err = err
-			return
-		}
-		l.matrix = resp.Data.Result
-	})
-	return l.matrix, l.err
+	ss, err := l.series()
+	if err != nil {
+		return nil, err
+	}
+	l.matrixOnce.Do(func() { l.matrix = seriesMatrix(ss) })
+	return l.matrix, nil
 }
 
 // Data is a range query's result: always a matrix.
