@@ -158,6 +158,15 @@ func (d *Distributor) push(ctx context.Context, tenantID string, pr *pushRequest
 	lim := d.deps.Limits.For(tenantID)
 	now := d.now()
 	req, raw := &pr.req, pr.raw
+	// When every item goes to the same replicas, none needs a token.
+	br := d.batchRing()
+	_, same := br.(sameReplicas)
+	token := func(ls []prompb.Label) uint32 {
+		if same {
+			return 0
+		}
+		return seriesToken(tenantID, ls)
+	}
 
 	var (
 		firstInvalid *validation.Error
@@ -200,7 +209,7 @@ func (d *Distributor) push(ctx context.Context, tenantID string, pr *pushRequest
 		}
 		n := len(ts.Samples) + len(ts.Histograms)
 		samples += n
-		keys = append(keys, seriesToken(tenantID, ts.Labels))
+		keys = append(keys, token(ts.Labels))
 		valid = append(valid, ts)
 		if raw != nil {
 			if n == before {
@@ -219,7 +228,7 @@ func (d *Distributor) push(ctx context.Context, tenantID string, pr *pushRequest
 			continue
 		}
 		metadata = append(metadata, *md)
-		keys = append(keys, seriesToken(tenantID, []prompb.Label{{Name: "__name__", Value: md.MetricFamilyName}}))
+		keys = append(keys, token([]prompb.Label{{Name: "__name__", Value: md.MetricFamilyName}}))
 	}
 
 	defer func() {
@@ -244,7 +253,7 @@ func (d *Distributor) push(ctx context.Context, tenantID string, pr *pushRequest
 		if invalid > 0 || len(metadata) != len(req.Metadata) || raw == nil {
 			pr.wire = nil // not the body as it came: encoded anew if needed
 		}
-		if err := d.send(ctx, tenantID, pr, valid, validRaw, metadata, keys); err != nil {
+		if err := d.send(ctx, tenantID, pr, br, valid, validRaw, metadata, keys); err != nil {
 			return err
 		}
 		d.metrics.receivedSamples.WithLabelValues(tenantID).Add(float64(samples))
@@ -267,10 +276,11 @@ func (d *Distributor) push(ctx context.Context, tenantID string, pr *pushRequest
 // caller's context ends, within the remote timeout, so that a client that
 // hangs up does not leave replicas half written.
 //
-// keys holds the tokens of the series, then of the metadata; raw (nil or
-// as long as series) holds the encoding of series[i], or nil. They all
-// live in pr, which send holds until the last RPC has ended.
-func (d *Distributor) send(ctx context.Context, tenantID string, pr *pushRequest, series []prompb.TimeSeries, raw [][]byte, metadata []prompb.MetricMetadata, keys []uint32) error {
+// keys holds the tokens of the series, then of the metadata, looked up in
+// br (batchRing; sameReplicas needs none, only as many keys as items); raw
+// (nil or as long as series) holds the encoding of series[i], or nil. They
+// all live in pr, which send holds until the last RPC has ended.
+func (d *Distributor) send(ctx context.Context, tenantID string, pr *pushRequest, br ring.DoBatchRing, series []prompb.TimeSeries, raw [][]byte, metadata []prompb.MetricMetadata, keys []uint32) error {
 	// Two contexts: DoBatch waits on waitCtx, the RPCs run on rpcCtx, which
 	// ends once every RPC has (Cleanup). Were they one, Cleanup's cancel
 	// could race DoBatch's report of success and turn it into "context
@@ -284,7 +294,6 @@ func (d *Distributor) send(ctx context.Context, tenantID string, pr *pushRequest
 		cancelRPCs()
 		pr.release()
 	}
-	br := d.batchRing()
 	var all []int
 	if _, ok := br.(sameReplicas); ok {
 		// Every item has the same replicas, so the same outcome: DoBatch

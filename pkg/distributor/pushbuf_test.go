@@ -211,3 +211,70 @@ func TestEveryReplicaGetsTheRequest(t *testing.T) {
 		require.True(t, slices.Equal(want, ing.got()), "ingester %d got other series than were sent", i)
 	}
 }
+
+// TestSeriesGoToTheirReplicas pushes series through the HTTP handler to
+// rings of recording gRPC ingesters, a real dskit ring each: every
+// ingester must get exactly the series whose token the ring gives it,
+// whether the request's replicas are looked up per series or once.
+func TestSeriesGoToTheirReplicas(t *testing.T) {
+	active := testInstance{tokens: 128, state: ring.ACTIVE}
+	for _, tc := range []struct {
+		name      string
+		rf        int
+		instances int
+	}{
+		{"five instances, RF=3: per series", 3, 5},
+		{"three instances, RF=1: per series", 1, 3},
+		{"three instances, RF=3: once", 3, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := startTestRing(t, ring.Config{HeartbeatTimeout: time.Minute, ReplicationFactor: tc.rf}, slices.Repeat([]testInstance{active}, tc.instances))
+			pool := benchClientPool{}
+			got := map[string]*recordingIngester{} // by instance ID
+			rs, err := r.GetAllHealthy(ring.Write)
+			require.NoError(t, err)
+			for _, inst := range rs.Instances {
+				ing := &recordingIngester{}
+				got[inst.Id] = ing
+				c, err := client.Dial(client.Config{MaxRecvMsgSize: 100 << 20, MaxSendMsgSize: 100 << 20}, startIngesterServer(t, ing))
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = c.Close() })
+				pool[inst.Addr] = c // the ring's address stands for the server's
+			}
+			d := newBenchDistributor(t, r, pool)
+
+			var wr prompb.WriteRequest
+			want := map[string][]string{}
+			now := time.Now().UnixMilli()
+			for i := range 300 {
+				ts := prompb.TimeSeries{
+					Labels:  []prompb.Label{{Name: "__name__", Value: "m"}, {Name: "i", Value: fmt.Sprint(i)}},
+					Samples: []prompb.Sample{{Timestamp: now, Value: float64(i)}},
+				}
+				wr.Timeseries = append(wr.Timeseries, ts)
+				set, err := r.Get(seriesToken("t", ts.Labels), ring.Write, nil, nil, nil)
+				require.NoError(t, err)
+				for _, inst := range set.Instances {
+					want[inst.Id] = append(want[inst.Id], fmt.Sprintf("%v %v", ts.Labels, ts.Samples))
+				}
+			}
+			body, err := remotewrite.Encode(&wr)
+			require.NoError(t, err)
+			hr := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(body))
+			hr = hr.WithContext(tenant.WithTenant(hr.Context(), "t"))
+			rec := httptest.NewRecorder()
+			d.PushHandler().ServeHTTP(rec, hr)
+			require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
+
+			total := 0
+			for id, ing := range got {
+				slices.Sort(want[id])
+				total += len(want[id])
+				// A replica past quorum may still be receiving.
+				require.Eventually(t, func() bool { return len(ing.got()) >= len(want[id]) }, 10*time.Second, 10*time.Millisecond, id)
+				require.Equal(t, want[id], ing.got(), id)
+			}
+			require.Equal(t, 300*tc.rf, total)
+		})
+	}
+}
