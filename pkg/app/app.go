@@ -556,16 +556,24 @@ func (a *App) initQuerier() (services.Service, error) {
 		api.Register(a.Server.HTTP, "/api/prom", a.withTenant)
 	}
 	wcfg := a.Cfg.FrontendWorker
-	if local && len(wcfg.FrontendAddress) == 0 && len(wcfg.SchedulerAddress) == 0 {
-		wcfg.FrontendAddress = []string{a.localGRPCAddr()}
-	}
-	if len(wcfg.FrontendAddress) == 0 && len(wcfg.SchedulerAddress) == 0 {
+	if !local && len(wcfg.FrontendAddress) == 0 && len(wcfg.SchedulerAddress) == 0 {
 		return services.NewIdleService(nil, nil), nil
 	}
 	mux := http.NewServeMux()
 	api.Register(mux, "/prometheus", a.withTenant)
 	api.Register(mux, "/api/prom", a.withTenant)
-	return worker.New(wcfg, mux, a.Logger.With("component", "querier-worker"), a.Registry), nil
+	w := worker.New(wcfg, mux, a.Logger.With("component", "querier-worker"), a.Registry)
+	if local {
+		// Without addresses, it pulls from the frontend in this process,
+		// in memory.
+		w.WithLocalFrontend(func() frontendpb.FrontendServer {
+			if a.Frontend == nil {
+				return nil
+			}
+			return a.Frontend
+		})
+	}
+	return w, nil
 }
 
 // hasTarget reports whether the process runs the module, itself or as
@@ -577,15 +585,6 @@ func (a *App) hasTarget(module string) bool {
 		}
 	}
 	return false
-}
-
-// localGRPCAddr is an address this process's own gRPC server is reached at.
-func (a *App) localGRPCAddr() string {
-	host, port, err := net.SplitHostPort(a.Server.GRPCAddr())
-	if err != nil || host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }
 
 func (a *App) initQueryFrontend() (services.Service, error) {

@@ -42,6 +42,7 @@ type work struct {
 	req      *frontendpb.HTTPRequest
 	stats    bool
 	frontend string // where the result goes in scheduler mode
+	local    bool   // from a frontend in this process: no message size limit
 }
 
 // execution is a request being run, as far as cancelling it goes.
@@ -153,8 +154,11 @@ func (w *Worker) execute(ctx context.Context, wk *work) (*frontendpb.HTTPRespons
 	st := &querier.Stats{}
 	ctx = querier.WithStats(ctx, st)
 	resp := w.run(ctx, wk)
-	if size := proto.Size(resp); size > w.cfg.GRPCMaxSendMsgSize-1024 {
-		resp = errorResponse(http.StatusRequestEntityTooLarge, fmt.Sprintf("response larger than the max message size (%d vs %d bytes)", size, w.cfg.GRPCMaxSendMsgSize))
+	// Answers to a frontend in this process are not encoded: no limit.
+	if !wk.local {
+		if size := proto.Size(resp); size > w.cfg.GRPCMaxSendMsgSize-1024 {
+			resp = errorResponse(http.StatusRequestEntityTooLarge, fmt.Sprintf("response larger than the max message size (%d vs %d bytes)", size, w.cfg.GRPCMaxSendMsgSize))
+		}
 	}
 	w.metrics.requests.WithLabelValues(strconv.Itoa(int(resp.GetCode()))).Inc()
 	if !wk.stats {

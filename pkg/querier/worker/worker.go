@@ -54,7 +54,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.Parallelism, "querier.worker-parallelism", 10, "Queries run at once per frontend or scheduler address (one stream each).")
 	f.StringVar(&c.QuerierID, "querier.id", hostname, "This querier's id towards frontends and schedulers; shuffle sharding counts queriers by it.")
 	f.IntVar(&c.GRPCMaxRecvMsgSize, "querier.worker-grpc-max-recv-msg-size-bytes", 100<<20, "Largest gRPC message accepted from a frontend or scheduler.")
-	f.IntVar(&c.GRPCMaxSendMsgSize, "querier.worker-grpc-max-send-msg-size-bytes", 100<<20, "Largest gRPC message sent to a frontend; larger answers become a 413 error.")
+	f.IntVar(&c.GRPCMaxSendMsgSize, "querier.worker-grpc-max-send-msg-size-bytes", 100<<20, "Largest gRPC message sent to a frontend; larger answers become a 413 error (not to a frontend in the same process, which gets them in memory).")
 }
 
 // Validate checks the config.
@@ -102,11 +102,16 @@ type Worker struct {
 	metrics   *metrics
 	targets   []target
 	frontends *frontendPool
+
+	localFrontend func() frontendpb.FrontendServer
 }
 
+// target is a frontend or scheduler the worker pulls requests from: at an
+// address, or the frontend of this process (local), reached without gRPC.
 type target struct {
-	addr string
-	conn *grpc.ClientConn
+	addr  string
+	conn  *grpc.ClientConn
+	local frontendpb.FrontendServer
 }
 
 type metrics struct {
@@ -139,7 +144,25 @@ func New(cfg Config, handler http.Handler, logger *slog.Logger, reg prometheus.R
 	return w
 }
 
+// WithLocalFrontend makes a worker that is given no frontend or scheduler
+// address pull from the frontend that get returns when the worker starts,
+// one in this process: its requests and answers are handed over without
+// gRPC, so no message size limit applies to them. Call it before the
+// worker starts.
+func (w *Worker) WithLocalFrontend(get func() frontendpb.FrontendServer) *Worker {
+	w.localFrontend = get
+	return w
+}
+
 func (w *Worker) starting(context.Context) error {
+	if w.localFrontend != nil && len(w.cfg.FrontendAddress) == 0 && len(w.cfg.SchedulerAddress) == 0 {
+		f := w.localFrontend()
+		if f == nil {
+			return errors.New("no query-frontend in this process to pull queries from")
+		}
+		w.targets = append(w.targets, target{addr: "in-process query-frontend", local: f})
+		return nil
+	}
 	addrs := w.cfg.FrontendAddress
 	if len(w.cfg.SchedulerAddress) > 0 {
 		addrs = w.cfg.SchedulerAddress
@@ -187,7 +210,9 @@ func (w *Worker) stopping(error) error {
 
 func (w *Worker) closeConns() {
 	for _, t := range w.targets {
-		t.conn.Close()
+		if t.conn != nil {
+			t.conn.Close()
+		}
 	}
 }
 
@@ -200,7 +225,7 @@ func (w *Worker) streamLoop(ctx context.Context, t target) {
 		if len(w.cfg.SchedulerAddress) > 0 {
 			err = w.schedulerStream(ctx, t.conn, bo)
 		} else {
-			err = w.frontendStream(ctx, t.conn, bo)
+			err = w.frontendStream(ctx, t, bo)
 		}
 		if ctx.Err() != nil {
 			return
@@ -231,8 +256,12 @@ func openStream[S any](ctx context.Context, open func(context.Context, ...grpc.C
 	return s, cancel, nil
 }
 
-func (w *Worker) frontendStream(ctx context.Context, conn *grpc.ClientConn, bo *backoff.Backoff) error {
-	stream, cancel, err := openStream(ctx, frontendpb.NewFrontendClient(conn).Process)
+func (w *Worker) frontendStream(ctx context.Context, t target, bo *backoff.Backoff) error {
+	open := frontendpb.LocalProcess(t.local)
+	if t.local == nil {
+		open = frontendpb.NewFrontendClient(t.conn).Process
+	}
+	stream, cancel, err := openStream(ctx, open)
 	if err != nil {
 		return err
 	}
@@ -250,7 +279,7 @@ func (w *Worker) frontendStream(ctx context.Context, conn *grpc.ClientConn, bo *
 		case m.GetType() == frontendpb.FrontendToClient_SHUTDOWN:
 			return incoming{kind: kindShutdown}
 		}
-		return incoming{kind: kindRequest, work: &work{tenant: m.GetTenantId(), req: m.GetHttpRequest(), stats: m.GetStatsEnabled()}}
+		return incoming{kind: kindRequest, work: &work{tenant: m.GetTenantId(), req: m.GetHttpRequest(), stats: m.GetStatsEnabled(), local: t.local != nil}}
 	}
 	answer := func(execCtx context.Context, wk *work) error {
 		resp, stats := w.execute(execCtx, wk)
