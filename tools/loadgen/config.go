@@ -31,6 +31,7 @@ type Config struct {
 	Interval           time.Duration
 	Duration           time.Duration
 	Samples            int64
+	Backfill           time.Duration
 	Churn              int
 	Seed               int64
 	RemoteWriteVersion string
@@ -54,8 +55,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.SeriesPerRequest, "series-per-request", 1000, "Series (one sample each) per remote-write request.")
 	f.IntVar(&c.Concurrency, "concurrency", 4, "Requests in flight at once (sender shards); each series always goes through the same shard, in order.")
 	f.DurationVar(&c.Interval, "interval", 15*time.Second, "Scrape interval: every active series gets one sample per interval, timestamped with the interval's wall-clock time.")
-	f.DurationVar(&c.Duration, "duration", time.Minute, "Stop sending after this long (0 = no time limit). With -samples, whichever comes first.")
-	f.Int64Var(&c.Samples, "samples", 0, "Stop sending after this many samples (0 = no limit). With -duration, whichever comes first.")
+	f.DurationVar(&c.Duration, "duration", time.Minute, "Stop sending after this long (0 = no time limit). With -samples, whichever comes first. Counted from the live run's first step, after any -backfill.")
+	f.Int64Var(&c.Samples, "samples", 0, "Stop sending after this many samples (0 = no limit). With -duration, whichever comes first. Backfilled samples do not count.")
+	f.DurationVar(&c.Backfill, "backfill", 0, "Before the live run, write this much history of the active series as fast as the server takes it: one sample per series per -interval, on the live run's timestamps, from the start minus -backfill (rounded down to whole intervals; less than one interval writes nothing), the series as they are at the start: churn starts with the live run. With -backfill, -duration 0 and -samples 0 together mean no live run: only the backfill is written.")
 	f.IntVar(&c.Churn, "churn", 0, "Series replaced per minute: a replaced series stops and a new one, with a new pod label value, takes its place.")
 	f.Int64Var(&c.Seed, "seed", 1, "Seed of the label values and sample values; the same seed gives the same series.")
 	f.StringVar(&c.RemoteWriteVersion, "remote-write-version", remoteWrite1, `Remote-write protocol version: "1.0" (prometheus.WriteRequest) or "2.0" (io.prometheus.write.v2.Request, with a metadata type per series). The load and -verify are the same for both.`)
@@ -66,6 +68,21 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxRetries, "max-retries", 10, "Retries of a push answered 5xx or 429 or failing on the network, before its samples are counted as failed.")
 	f.DurationVar(&c.MinBackoff, "min-backoff", 30*time.Millisecond, "First retry backoff; doubled on each retry. A Retry-After from the server replaces it.")
 	f.DurationVar(&c.MaxBackoff, "max-backoff", 5*time.Second, "Longest retry backoff.")
+}
+
+// BackfillSteps returns how many steps -backfill writes before the start:
+// whole intervals only, so that the backfill's timestamps are the live
+// run's, continued into the past.
+func (c *Config) BackfillSteps() int64 {
+	return int64(c.Backfill / c.Interval)
+}
+
+// LiveRun tells whether there is a live run. There is none only when a
+// -backfill is asked for with neither -duration nor -samples: a run that
+// fills history and exits. Without -backfill, that pair still means a live
+// run without end.
+func (c *Config) LiveRun() bool {
+	return c.Backfill == 0 || c.Duration > 0 || c.Samples > 0
 }
 
 // TenantList returns the tenants of -tenants, trimmed.
@@ -117,8 +134,8 @@ func (c *Config) Validate() error {
 		return errors.New("-concurrency must be positive")
 	case c.Interval < 10*time.Millisecond || c.Interval%time.Millisecond != 0:
 		return fmt.Errorf("-interval %s must be at least 10ms and a whole number of milliseconds", c.Interval)
-	case c.Duration < 0 || c.Samples < 0 || c.Churn < 0 || c.ReportInterval < 0:
-		return errors.New("-duration, -samples, -churn and -report-interval must not be negative")
+	case c.Duration < 0 || c.Samples < 0 || c.Churn < 0 || c.ReportInterval < 0 || c.Backfill < 0:
+		return errors.New("-duration, -samples, -churn, -report-interval and -backfill must not be negative")
 	case c.ServerPID < 0:
 		return errors.New("-server-pid must not be negative")
 	case c.RemoteTimeout <= 0:

@@ -12,6 +12,9 @@ func TestConfigValidate(t *testing.T) {
 		name    string
 		args    []string
 		wantErr string
+		// What a valid configuration runs.
+		wantBackfillSteps int64
+		wantNoLiveRun     bool
 	}{
 		{name: "defaults"},
 		{name: "several tenants", args: []string{"-tenants", "a, b,c"}},
@@ -26,6 +29,13 @@ func TestConfigValidate(t *testing.T) {
 		{name: "not a URL", args: []string{"-url", "localhost:8080"}, wantErr: "not an http(s) URL"},
 		{name: "sub-millisecond interval", args: []string{"-interval", "1500us"}, wantErr: "whole number of milliseconds"},
 		{name: "backoffs reversed", args: []string{"-min-backoff", "2s", "-max-backoff", "1s"}, wantErr: "-min-backoff"},
+		{name: "negative backfill", args: []string{"-backfill", "-1m"}, wantErr: "-backfill must not be negative"},
+		{name: "no time or sample limit is an endless live run", args: []string{"-duration", "0", "-samples", "0"}},
+		{name: "backfill then a live minute", args: []string{"-backfill", "10m"}, wantBackfillSteps: 40},
+		{name: "backfill only", args: []string{"-backfill", "10m", "-duration", "0", "-samples", "0"}, wantBackfillSteps: 40, wantNoLiveRun: true},
+		{name: "backfill then live samples", args: []string{"-backfill", "10m", "-duration", "0", "-samples", "5000"}, wantBackfillSteps: 40},
+		{name: "backfill rounded down to whole intervals", args: []string{"-backfill", "44s", "-interval", "15s"}, wantBackfillSteps: 2},
+		{name: "backfill shorter than an interval writes nothing", args: []string{"-backfill", "14s", "-interval", "15s", "-duration", "0", "-samples", "0"}, wantNoLiveRun: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := flag.NewFlagSet("test", flag.ContinueOnError)
@@ -35,6 +45,8 @@ func TestConfigValidate(t *testing.T) {
 			err := cfg.Validate()
 			if tc.wantErr == "" {
 				require.NoError(t, err)
+				require.Equal(t, tc.wantBackfillSteps, cfg.BackfillSteps())
+				require.Equal(t, !tc.wantNoLiveRun, cfg.LiveRun())
 				return
 			}
 			require.ErrorContains(t, err, tc.wantErr)

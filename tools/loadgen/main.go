@@ -22,7 +22,8 @@ const usage = `Usage: loadgen [flags]
 
 Sends remote-write load (1.0, or 2.0 with -remote-write-version 2.0) to
 -url and prints reports on stdout, one "key: value" per line, every
--report-interval and at the end. With -verify, reads back every
+-report-interval and at the end. With -backfill, first writes that much
+history as fast as the server takes it. With -verify, reads back every
 acknowledged sample through -query-url. Exits 0 on success,
 1 if nothing was acknowledged or verification failed, 2 on bad flags.
 

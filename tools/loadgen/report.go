@@ -19,12 +19,25 @@ type ReportInput struct {
 	Kind         string // "progress" or "final"
 	Interval     time.Duration
 	ActiveSeries int
-	Snap         Snapshot
-	Server       *ServerFigures // nil without -server-pid
+	Snap         Snapshot       // the live run
+	Server       *ServerFigures // nil without -server-pid; CPU of the live run
+	Backfill     *BackfillInput // nil without -backfill
+}
+
+// BackfillInput is what the backfill_* lines of a report are made of.
+type BackfillInput struct {
+	// Snap holds the backfill's figures; Elapsed is its duration so far.
+	Snap Snapshot
+	// ServerCPUSeconds is the server's CPU during the backfill; printed
+	// only with ReportInput.Server.
+	ServerCPUSeconds float64
 }
 
 // Figures returns the report's lines in their fixed order. Status codes
-// appear only once seen; every other key is always there.
+// appear only once seen, server_* lines only with Server and backfill_*
+// lines only with Backfill; every other key is always there. The unprefixed
+// figures are the live run's, so that the rates and the CPU per million
+// samples measure steady-state ingestion, not the burst of a backfill.
 func (in ReportInput) Figures() []Figure {
 	s := in.Snap
 	// The rate is over the run time, but at least the completed steps ×
@@ -63,18 +76,40 @@ func (in ReportInput) Figures() []Figure {
 		figs = append(figs, Figure{fmt.Sprintf("errors_status_%d", c), integer(s.StatusErrors[c])})
 	}
 	if srv := in.Server; srv != nil {
-		perMillion := "NaN"
-		if s.SamplesAcked > 0 {
-			perMillion = fixed(srv.CPUSeconds/float64(s.SamplesAcked)*1e6, 3)
-		}
 		figs = append(figs,
 			Figure{"server_cpu_seconds", fixed(srv.CPUSeconds, 2)},
-			Figure{"server_cpu_seconds_per_million_samples", perMillion},
+			Figure{"server_cpu_seconds_per_million_samples", perMillion(srv.CPUSeconds, s.SamplesAcked)},
 			Figure{"server_rss_bytes", strconv.FormatUint(srv.RSS, 10)},
 			Figure{"server_rss_peak_bytes", strconv.FormatUint(srv.PeakRSS, 10)},
 		)
 	}
+	if bf := in.Backfill; bf != nil {
+		b := bf.Snap
+		figs = append(figs,
+			Figure{"backfill_steps", integer(b.StepsSent)},
+			Figure{"backfill_seconds", seconds(b.Elapsed, 3)},
+			Figure{"backfill_samples_per_second", fixed(rate(b.SamplesAcked, b.Elapsed), 1)},
+			Figure{"backfill_samples_sent", integer(b.SamplesSent)},
+			Figure{"backfill_samples_acknowledged", integer(b.SamplesAcked)},
+			Figure{"backfill_samples_failed", integer(b.SamplesFailed)},
+			Figure{"backfill_retries", integer(b.Retries)},
+		)
+		if in.Server != nil {
+			figs = append(figs,
+				Figure{"backfill_server_cpu_seconds", fixed(bf.ServerCPUSeconds, 2)},
+				Figure{"backfill_server_cpu_seconds_per_million_samples", perMillion(bf.ServerCPUSeconds, b.SamplesAcked)},
+			)
+		}
+	}
 	return figs
+}
+
+// perMillion returns cpu seconds per million samples, NaN without samples.
+func perMillion(cpu float64, samples int64) string {
+	if samples <= 0 {
+		return "NaN"
+	}
+	return fixed(cpu/float64(samples)*1e6, 3)
 }
 
 // VerifyFigures returns the report lines of a verification.

@@ -123,6 +123,61 @@ server_rss_bytes: 1
 server_rss_peak_bytes: 2
 `,
 		},
+		{
+			name: "backfill with server",
+			in: ReportInput{Kind: "final", Interval: 5 * time.Second, ActiveSeries: 20000, Snap: snap,
+				Server: &ServerFigures{CPUSeconds: 2.38, RSS: 300 << 20, PeakRSS: 310 << 20},
+				Backfill: &BackfillInput{Snap: Snapshot{
+					Elapsed: 4 * time.Second, StepsSent: 40, SamplesSent: 800000, SamplesAcked: 799000, SamplesFailed: 1000, Retries: 2,
+				}, ServerCPUSeconds: 15.98}},
+			want: "report: final\nelapsed_seconds: 29.500\n" + common + `server_cpu_seconds: 2.38
+server_cpu_seconds_per_million_samples: 20.000
+server_rss_bytes: 314572800
+server_rss_peak_bytes: 325058560
+backfill_steps: 40
+backfill_seconds: 4.000
+backfill_samples_per_second: 199750.0
+backfill_samples_sent: 800000
+backfill_samples_acknowledged: 799000
+backfill_samples_failed: 1000
+backfill_retries: 2
+backfill_server_cpu_seconds: 15.98
+backfill_server_cpu_seconds_per_million_samples: 20.000
+`,
+		},
+		{
+			name: "backfill only, without server",
+			in: ReportInput{Kind: "final", Interval: time.Second, ActiveSeries: 10, Snap: Snapshot{},
+				Backfill: &BackfillInput{Snap: Snapshot{Elapsed: 500 * time.Millisecond, StepsSent: 3, SamplesSent: 30, SamplesAcked: 30}}},
+			want: `report: final
+elapsed_seconds: 0.000
+target_samples_per_second: 10.0
+samples_per_second: 0.0
+keeping_up: true
+steps_sent: 0
+steps_completed: 0
+steps_late: 0
+steps_not_sent: 0
+max_step_lag_seconds: 0.000
+requests_sent: 0
+requests_acknowledged: 0
+requests_failed: 0
+samples_sent: 0
+samples_acknowledged: 0
+samples_failed: 0
+retries: 0
+latency_p50_seconds: 0.000000
+latency_p99_seconds: 0.000000
+errors_network: 0
+backfill_steps: 3
+backfill_seconds: 0.500
+backfill_samples_per_second: 60.0
+backfill_samples_sent: 30
+backfill_samples_acknowledged: 30
+backfill_samples_failed: 0
+backfill_retries: 0
+`,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer

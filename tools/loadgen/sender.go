@@ -30,11 +30,13 @@ type SenderConfig struct {
 
 // SenderDeps are what the sender reads from and records into.
 type SenderDeps struct {
-	Gen    *Generator
-	Plan   *Plan
-	Stats  *Stats
-	Acks   *AckLog
-	Logger *slog.Logger
+	Gen  *Generator
+	Plan *Plan
+	// Stats records the live steps (Enqueue), BackfillStats the backfilled
+	// ones (Backfill); BackfillStats may be nil if Backfill is not used.
+	Stats, BackfillStats *Stats
+	Acks                 *AckLog
+	Logger               *slog.Logger
 }
 
 // Sender pushes the steps of a run with Concurrency shards. Request r of
@@ -54,12 +56,15 @@ type Sender struct {
 	logged map[int]bool // status codes whose first failure was logged
 }
 
-// job is request req of step, cut to its first n series.
+// job is request req of step, cut to its first n series. Its outcome is
+// recorded in stats, and done, if not nil, is told when it is answered.
 type job struct {
-	step int64
-	tsMs int64
-	req  int
-	n    int
+	step  int64
+	tsMs  int64
+	req   int
+	n     int
+	stats *Stats
+	done  *sync.WaitGroup
 }
 
 // NewSender returns a sender; Start starts its shards.
@@ -102,6 +107,27 @@ func (s *Sender) Start(ctx context.Context) {
 // at most limit samples (limit < 0: no limit). It returns the number of
 // samples queued; it blocks while a shard is two steps behind.
 func (s *Sender) Enqueue(ctx context.Context, step int64, due time.Time, tsMs int64, limit int64) (int64, error) {
+	return s.enqueue(ctx, s.deps.Stats, nil, step, due, tsMs, limit)
+}
+
+// Backfill sends steps [from, to), step k timestamped tsMs(k), as fast as
+// the shards take them, records them in BackfillStats, and returns once
+// every one of their requests is answered (or abandoned, if ctx is
+// cancelled). The steps go through the same shards as live ones, request r
+// to shard r%Concurrency, so a series' samples stay in order across the
+// backfill and the live run.
+func (s *Sender) Backfill(ctx context.Context, from, to int64, tsMs func(step int64) int64) error {
+	var done sync.WaitGroup
+	defer done.Wait()
+	for k := from; k < to; k++ {
+		if _, err := s.enqueue(ctx, s.deps.BackfillStats, &done, k, time.Now(), tsMs(k), -1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Sender) enqueue(ctx context.Context, st *Stats, done *sync.WaitGroup, step int64, due time.Time, tsMs int64, limit int64) (int64, error) {
 	var jobs []job
 	var queued int64
 	for r, spec := range s.deps.Plan.Requests {
@@ -112,18 +138,24 @@ func (s *Sender) Enqueue(ctx context.Context, step int64, due time.Time, tsMs in
 		if n <= 0 {
 			break
 		}
-		jobs = append(jobs, job{step: step, tsMs: tsMs, req: r, n: int(n)})
+		jobs = append(jobs, job{step: step, tsMs: tsMs, req: r, n: int(n), stats: st, done: done})
 		queued += n
 	}
 	s.deps.Acks.AddStep(len(s.deps.Plan.Requests))
-	s.deps.Stats.StepStarted(step, due, len(jobs))
+	st.StepStarted(step, due, len(jobs))
+	if done != nil {
+		done.Add(len(jobs))
+	}
 	for i, j := range jobs {
 		select {
 		case s.queues[j.req%len(s.queues)] <- j:
 		case <-ctx.Done():
 			// The step's unqueued requests will never be answered.
 			for range jobs[i:] {
-				s.deps.Stats.RequestDone(step, 0, false)
+				st.RequestDone(step, 0, false)
+				if done != nil {
+					done.Done()
+				}
 			}
 			return queued, ctx.Err()
 		}
@@ -156,7 +188,10 @@ type requestCache struct {
 }
 
 func (sh *shard) do(ctx context.Context, j job) {
-	st := sh.s.deps.Stats
+	if j.done != nil {
+		defer j.done.Done()
+	}
+	st := j.stats
 	st.RequestSent(j.n)
 	wr := sh.build(j)
 	var body []byte
@@ -171,7 +206,7 @@ func (sh *shard) do(ctx context.Context, j job) {
 	}
 	acked := false
 	if err == nil {
-		acked = sh.push(ctx, sh.s.clients[sh.s.deps.Plan.Requests[j.req].Tenant], body, headers)
+		acked = sh.push(ctx, st, sh.s.clients[sh.s.deps.Plan.Requests[j.req].Tenant], body, headers)
 	} else {
 		sh.s.deps.Logger.Error("encode request", "err", err)
 	}
@@ -210,9 +245,10 @@ func (sh *shard) build(j job) *prompb.WriteRequest {
 // push sends body, retrying 5xx, 429 and network errors with exponential
 // backoff (or the server's Retry-After) up to MaxRetries times, as
 // Prometheus does. It reports whether the server acknowledged the request.
-// headers replace the client's (see remotewrite.Client.PushRaw).
-func (sh *shard) push(ctx context.Context, c *remotewrite.Client, body []byte, headers map[string]string) bool {
-	cfg, st := sh.s.cfg, sh.s.deps.Stats
+// headers replace the client's (see remotewrite.Client.PushRaw). Attempts
+// are recorded in st.
+func (sh *shard) push(ctx context.Context, st *Stats, c *remotewrite.Client, body []byte, headers map[string]string) bool {
+	cfg := sh.s.cfg
 	backoff := cfg.MinBackoff
 	for attempt := 0; ; attempt++ {
 		start := time.Now()

@@ -37,6 +37,7 @@ type receiver struct {
 }
 
 type storedSample struct {
+	tenant string
 	labels []prompb.Label
 	ts     int64
 	value  float64
@@ -85,7 +86,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					rc.outOfOrder++
 				}
 				rc.last[id] = s.Timestamp
-				rc.stored = append(rc.stored, storedSample{labels: ts.Labels, ts: s.Timestamp, value: s.Value})
+				rc.stored = append(rc.stored, storedSample{tenant: r.Header.Get("X-Scope-OrgID"), labels: ts.Labels, ts: s.Timestamp, value: s.Value})
 			}
 		}
 	}
@@ -140,14 +141,19 @@ func TestSender(t *testing.T) {
 	const requestsPerStep = 4
 
 	for _, tc := range []struct {
-		name        string
-		respond     func(int) (int, map[string]string)
-		limit       int64 // samples; 0 = all steps
-		wantSamples int64 // sent
-		wantAcked   int64
-		wantRetries int64
-		wantErrors  map[int]int64
-		wantLatency int64 // attempts timed
+		name    string
+		respond func(int) (int, map[string]string)
+		limit   int64 // samples; 0 = all steps
+		// backfill steps go through Backfill, the others through Enqueue;
+		// the want figures are Enqueue's, wantBackfill* Backfill's.
+		backfill            int64
+		wantSamples         int64 // sent
+		wantAcked           int64
+		wantRetries         int64
+		wantErrors          map[int]int64
+		wantLatency         int64 // attempts timed
+		wantBackfillAcked   int64
+		wantBackfillLatency int64
 	}{
 		{
 			name: "all acknowledged", respond: always(http.StatusNoContent),
@@ -183,6 +189,17 @@ func TestSender(t *testing.T) {
 			wantSamples: 14, wantAcked: 14, wantErrors: map[int]int64{},
 			wantLatency: requestsPerStep + 2,
 		},
+		{
+			name: "backfilled steps are counted apart", respond: always(http.StatusNoContent), backfill: 2,
+			wantSamples: active, wantAcked: active, wantErrors: map[int]int64{},
+			wantLatency: requestsPerStep, wantBackfillAcked: 2 * active, wantBackfillLatency: 2 * requestsPerStep,
+		},
+		{
+			name: "backfilled steps are retried", respond: failFirst(http.StatusServiceUnavailable, nil), backfill: 1,
+			wantSamples: 2 * active, wantAcked: 2 * active, wantRetries: 2 * requestsPerStep,
+			wantErrors:  map[int]int64{503: 2 * requestsPerStep},
+			wantLatency: 4 * requestsPerStep, wantBackfillAcked: active, wantBackfillLatency: 2 * requestsPerStep,
+		},
 	} {
 		for _, version := range []string{"1.0", "2.0"} {
 			t.Run(tc.name+"/remote-write-"+version, func(t *testing.T) {
@@ -194,18 +211,27 @@ func TestSender(t *testing.T) {
 				plan := NewPlan(tenants, active, perRequest)
 				require.Len(t, plan.Requests, requestsPerStep)
 				stats := NewStats(time.Duration(intervalMs)*time.Millisecond, time.Now)
+				bfStats := NewStats(time.Duration(intervalMs)*time.Millisecond, time.Now)
 				acks := &AckLog{}
 				s := NewSender(SenderConfig{
 					URL: srv.URL, Concurrency: 2, RemoteWriteVersion: version, Timeout: 5 * time.Second,
 					MaxRetries: 2, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
-				}, SenderDeps{Gen: gen, Plan: plan, Stats: stats, Acks: acks, Logger: slog.New(slog.DiscardHandler)})
+				}, SenderDeps{Gen: gen, Plan: plan, Stats: stats, BackfillStats: bfStats, Acks: acks, Logger: slog.New(slog.DiscardHandler)})
 				ctx := context.Background()
 				s.Start(ctx)
+				if tc.backfill > 0 {
+					require.NoError(t, s.Backfill(ctx, 0, tc.backfill, func(k int64) int64 { return startMs + k*intervalMs }))
+					bf := bfStats.Snapshot(time.Now())
+					require.Equal(t, tc.backfill, bf.StepsCompleted, "Backfill returns once its steps are answered")
+					require.Equal(t, tc.wantBackfillAcked, bf.SamplesAcked)
+					require.Equal(t, tc.backfill*active, bf.SamplesSent)
+					require.Equal(t, tc.wantBackfillLatency, int64(len(bfStats.latencies)))
+				}
 				limit, queued := tc.limit, int64(0)
 				if limit == 0 {
-					limit = steps * active
+					limit = (steps - tc.backfill) * active
 				}
-				for k := int64(0); k < steps && queued < limit; k++ {
+				for k := tc.backfill; k < steps && queued < limit; k++ {
 					n, err := s.Enqueue(ctx, k, time.Now(), startMs+k*intervalMs, limit-queued)
 					require.NoError(t, err)
 					queued += n
@@ -224,10 +250,10 @@ func TestSender(t *testing.T) {
 
 				rc.mu.Lock()
 				defer rc.mu.Unlock()
-				require.Len(t, rc.stored, int(tc.wantAcked), "the server stored what was acknowledged")
+				require.Len(t, rc.stored, int(tc.wantAcked+tc.wantBackfillAcked), "the server stored what was acknowledged")
 				require.Zero(t, rc.outOfOrder, "no series got samples out of order")
 				wantVersion := map[string]string{"1.0": "0.1.0", "2.0": "2.0.0"}[version]
-				require.Equal(t, map[string]int{wantVersion: int(tc.wantLatency)}, rc.versions, "every attempt in the version asked for")
+				require.Equal(t, map[string]int{wantVersion: int(tc.wantLatency + tc.wantBackfillLatency)}, rc.versions, "every attempt in the version asked for")
 				if tc.wantAcked == steps*active {
 					require.Equal(t, map[string]int{"team-a": steps * 5, "team-b": steps * 5}, rc.tenants)
 				}

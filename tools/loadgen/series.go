@@ -19,12 +19,17 @@ import (
 // a scraped process does. Churn replaces slots round-robin, oldest first: a
 // replacement bumps the slot's generation, which changes its pod label, so the
 // old series ends and a new one starts.
+//
+// Steps count from the run's first sample, the backfill's if there is one.
+// Churn starts at the live start (WithChurnFrom): a backfill writes the
+// history of the series as they are at the start, generation 0.
 type Generator struct {
 	seed           uint64
 	active         int64
 	labels         int
 	churnPerMinute int64
 	intervalMs     int64
+	churnFrom      int64
 }
 
 // NewGenerator returns the generator of a run.
@@ -36,6 +41,16 @@ func NewGenerator(seed int64, activeSeries, labelsPerSeries, churnPerMinute int,
 		churnPerMinute: int64(churnPerMinute),
 		intervalMs:     intervalMs,
 	}
+}
+
+// WithChurnFrom returns a copy of g whose churn starts after step: every
+// slot is at generation 0 up to step, and the first replacements come as
+// they would at step 1 of a run starting at step. A run with a backfill of
+// B steps passes B, so that the live run churns as it would without it.
+func (g *Generator) WithChurnFrom(step int64) *Generator {
+	c := *g
+	c.churnFrom = step
+	return &c
 }
 
 // metric is a metric name and whether its series count up.
@@ -185,7 +200,10 @@ func (g *Generator) Value(slot int, gen, step int64) float64 {
 
 // Replacements returns how many slot replacements churn has made by step.
 func (g *Generator) Replacements(step int64) int64 {
-	return g.churnPerMinute * step * g.intervalMs / 60000
+	if step <= g.churnFrom {
+		return 0
+	}
+	return g.churnPerMinute * (step - g.churnFrom) * g.intervalMs / 60000
 }
 
 // Generation returns the generation of slot at step: 0 until churn first

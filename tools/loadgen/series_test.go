@@ -79,21 +79,27 @@ func TestGeneratorGeneration(t *testing.T) {
 		active     int
 		churn      int
 		intervalMs int64
+		churnFrom  int64 // the backfill's steps
 		slot       int
 		step       int64
 		want       int64
 	}{
-		{"no churn", 10, 0, 15000, 3, 1000, 0},
-		{"before the first replacement", 10, 60, 1000, 0, 0, 0},
-		{"one per second, step 1 replaces slot 0", 10, 60, 1000, 0, 1, 1},
-		{"one per second, slot 1 not yet", 10, 60, 1000, 1, 1, 0},
-		{"one per second, wraps around", 10, 60, 1000, 0, 11, 2},
-		{"four per 15s step, slot 3 in the first four", 10, 16, 15000, 3, 1, 1},
-		{"four per 15s step, slot 4 waits", 10, 16, 15000, 4, 1, 0},
-		{"four per 15s step, slot 4 at step 2", 10, 16, 15000, 4, 2, 1},
+		{"no churn", 10, 0, 15000, 0, 3, 1000, 0},
+		{"before the first replacement", 10, 60, 1000, 0, 0, 0, 0},
+		{"one per second, step 1 replaces slot 0", 10, 60, 1000, 0, 0, 1, 1},
+		{"one per second, slot 1 not yet", 10, 60, 1000, 0, 1, 1, 0},
+		{"one per second, wraps around", 10, 60, 1000, 0, 0, 11, 2},
+		{"four per 15s step, slot 3 in the first four", 10, 16, 15000, 0, 3, 1, 1},
+		{"four per 15s step, slot 4 waits", 10, 16, 15000, 0, 4, 1, 0},
+		{"four per 15s step, slot 4 at step 2", 10, 16, 15000, 0, 4, 2, 1},
+		{"backfilled steps keep generation 0", 10, 60, 1000, 40, 0, 39, 0},
+		{"the live start keeps generation 0", 10, 60, 1000, 40, 0, 40, 0},
+		{"churn starts after the backfill", 10, 60, 1000, 40, 0, 41, 1},
+		{"after a backfill, slot 1 not yet", 10, 60, 1000, 40, 1, 41, 0},
+		{"after a backfill, wraps around", 10, 60, 1000, 40, 0, 51, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := NewGenerator(1, tc.active, 5, tc.churn, tc.intervalMs)
+			g := NewGenerator(1, tc.active, 5, tc.churn, tc.intervalMs).WithChurnFrom(tc.churnFrom)
 			require.Equal(t, tc.want, g.Generation(tc.slot, tc.step))
 			if tc.want > 0 {
 				require.NotEqual(t, g.Labels(tc.slot, tc.want-1), g.Labels(tc.slot, tc.want), "a replaced series has a new label value")
