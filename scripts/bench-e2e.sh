@@ -72,19 +72,24 @@ echo "memory_rss_bytes_per_series_above_idle: $(((steady - idle) / 400000))"
 #    A second between runs lets the cache store of one answer, which runs
 #    after the answer is sent, finish before the next query.
 now=$(date +%s)
-q() { # q QUERY SHIFT: seconds for the range ending SHIFT seconds after now
-  curl -s -o /dev/null -w '%{time_total}\n' -H 'X-Scope-OrgID: loadgen' \
+q() { # q QUERY SHIFT: seconds for the range ending SHIFT seconds after now, or "HTTP <code>"
+  curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -H 'X-Scope-OrgID: loadgen' \
     --data-urlencode "query=$1" --data-urlencode "start=$((now + $2 - 600))" --data-urlencode "end=$((now + $2))" \
-    --data-urlencode step=15 "http://$http/prometheus/api/v1/query_range"
+    --data-urlencode step=15 "http://$http/prometheus/api/v1/query_range" | awk '$1 != 200 {print "HTTP " $1; next} {print $2}'
   sleep 1; }
 median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+# qs QUERY SHIFT...: the median time of the runs, or the first failure.
+qs() {
+  local query=$1 out; shift
+  out=$(for s in "$@"; do q "$query" "$s"; done)
+  if grep -q '^HTTP' <<<"$out"; then echo "failed, $(grep -m1 '^HTTP' <<<"$out")"; else median <<<"$out"; fi; }
 count='count({__name__=~".+"})'
 names='http_requests_total|http_request_duration_seconds_sum|http_request_duration_seconds_count|http_response_size_bytes_sum|http_requests_in_flight|grpc_server_started_total|grpc_server_handled_total|grpc_server_msg_received_total|process_cpu_seconds_total'
 raw="{__name__=~\"$names\"}"
-echo "query_count_400k_series_cold_seconds: $(for i in 1 2 3 4 5; do q "$count" "$i"; done | median)"
-echo "query_count_400k_series_warm_seconds: $(for i in 1 2 3 4 5; do q "$count" 0; done | median)"
-echo "query_raw_111k_series_cold_seconds: $(for i in 6 7 8 9 10; do q "$raw" "$i"; done | median)"
-echo "query_raw_111k_series_warm_seconds: $(for i in 1 2 3 4 5; do q "$raw" 0; done | median)"
+echo "query_count_400k_series_cold_seconds: $(qs "$count" 1 2 3 4 5)"
+echo "query_count_400k_series_warm_seconds: $(qs "$count" 0 0 0 0 0)"
+echo "query_raw_111k_series_cold_seconds: $(qs "$raw" 6 7 8 9 10)"
+echo "query_raw_111k_series_warm_seconds: $(qs "$raw" 0 0 0 0 0)"
 
 # 4. Restart with 400k series in the WAL.
 stop_server
@@ -97,7 +102,20 @@ echo "restart_peak_rss_bytes: $peak"
 echo "restart_peak_rss_over_steady: $(awk -v p="$peak" -v s="$steady" 'BEGIN {printf "%.2f", p / s}')"
 stop_server
 
-# 5. A cluster on loopback: three ingesters with RF=3 and one distributor,
+# 5. The queries of 3 over 10 minutes of data: the 400k series written every
+#    15s (40 samples each in the range), the history backfilled as fast as
+#    the server takes it. The raw answer is 141 MB of JSON.
+rm -rf "$work/data"; start_server
+now=$(date +%s)
+loadgen -active-series 400000 -interval 15s -backfill 10m -duration 0 -samples 0 -concurrency 4 -series-per-request 1000 >"$work/dense.out" 2>&1
+figure dense_backfill_samples_per_second backfill_samples_per_second "$work/dense.out"
+echo "query_count_400k_series_dense_cold_seconds: $(qs "$count" 1 2 3 4 5)"
+echo "query_count_400k_series_dense_warm_seconds: $(qs "$count" 0 0 0 0 0)"
+echo "query_raw_111k_series_dense_cold_seconds: $(qs "$raw" 6 7 8 9 10)"
+echo "query_raw_111k_series_dense_warm_seconds: $(qs "$raw" 0 0 0 0 0)"
+stop_server
+
+# 6. A cluster on loopback: three ingesters with RF=3 and one distributor,
 #    ring on memberlist; the distributor's CPU per million samples received.
 common="-log.level=warn -ingester.ring.store=memberlist -ingester.ring.replication-factor=3 -memberlist.bind-addr=127.0.0.1 -memberlist.join=127.0.0.1:17946"
 pids=()
