@@ -235,13 +235,15 @@ func (i *Ingester) applyLimits() {
 	defer i.mu.RUnlock()
 	for tenant, db := range i.dbs {
 		lim := i.deps.Limits.For(tenant)
-		window, exemplars := lim.OutOfOrderTimeWindow.Milliseconds(), int64(lim.MaxExemplars)
+		window, exemplars := lim.OutOfOrderTimeWindow.Milliseconds(), exemplarStorageSize(lim, db.exemplarsUsed.Load())
 		if window == db.oooWindow.Load() && exemplars == db.maxExemplars.Load() {
 			continue
 		}
+		db.exemplarsMu.Lock() // not while useExemplars switches
 		db.configMu.Lock()
 		err := db.ApplyConfig(tsdbConfig(window, exemplars))
 		db.configMu.Unlock()
+		db.exemplarsMu.Unlock()
 		if err != nil {
 			i.logger.Error("apply per-tenant TSDB settings", "tenant", tenant, "err", err)
 			continue
@@ -310,10 +312,54 @@ func (i *Ingester) lookupDB(tenant string) (*userDB, error) {
 	return i.dbs[tenant], nil
 }
 
+// exemplarsUsedFile, in a tenant's TSDB directory, says that the tenant has
+// sent exemplars (userDB.exemplarsUsed).
+const exemplarsUsedFile = "exemplars-used"
+
+// exemplarStorageSize is the size of a tenant's exemplar storage: its limit
+// once it has sent exemplars, none before.
+func exemplarStorageSize(lim *limits.Limits, used bool) int64 {
+	if !used {
+		return 0
+	}
+	return int64(lim.MaxExemplars)
+}
+
+// useExemplars gives the tenant's TSDB an exemplar storage of the size of
+// its limit, on its first exemplar, and records that it has one.
+func (i *Ingester) useExemplars(tenant string, db *userDB) {
+	db.exemplarsMu.Lock()
+	defer db.exemplarsMu.Unlock()
+	if db.exemplarsUsed.Load() {
+		return
+	}
+	lim := i.deps.Limits.For(tenant)
+	if lim.MaxExemplars <= 0 {
+		return // not stored: nothing to switch on
+	}
+	if err := os.WriteFile(filepath.Join(db.Dir(), exemplarsUsedFile), nil, 0o644); err != nil {
+		// The exemplars are kept until a restart, which drops those of the WAL.
+		i.logger.Warn("record that the tenant sends exemplars", "tenant", tenant, "err", err)
+	}
+	exemplars := int64(lim.MaxExemplars)
+	db.configMu.Lock()
+	err := db.ApplyConfig(tsdbConfig(db.oooWindow.Load(), exemplars))
+	db.configMu.Unlock()
+	if err != nil {
+		i.logger.Error("size the exemplar storage", "tenant", tenant, "err", err)
+		return
+	}
+	db.maxExemplars.Store(exemplars)
+	db.exemplarsUsed.Store(true)
+}
+
 func (i *Ingester) openDB(tenant string) (*userDB, error) {
 	limiter := newSeriesLimiter(tenant, i.deps.Limits)
 	lim := i.deps.Limits.For(tenant)
-	window, exemplars := lim.OutOfOrderTimeWindow.Milliseconds(), int64(lim.MaxExemplars)
+	dir := filepath.Join(i.cfg.DataDir, tenant)
+	_, err := os.Stat(filepath.Join(dir, exemplarsUsedFile))
+	exemplarsUsed := err == nil
+	window, exemplars := lim.OutOfOrderTimeWindow.Milliseconds(), exemplarStorageSize(lim, exemplarsUsed)
 	opts := tsdb.DefaultOptions()
 	opts.EnableExemplarStorage = true
 	opts.MaxExemplars = exemplars
@@ -335,7 +381,6 @@ func (i *Ingester) openDB(tenant string) (*userDB, error) {
 	// one: a remote-write request is not a transaction to its sender, and
 	// queries read recent data from several replicas anyway.
 	opts.IsolationDisabled = true
-	dir := filepath.Join(i.cfg.DataDir, tenant)
 	logger := i.logger.With("tenant", tenant)
 	var ship *shipper
 	if i.deps.Bucket != nil {
@@ -363,5 +408,6 @@ func (i *Ingester) openDB(tenant string) (*userDB, error) {
 	u := &userDB{DB: db, limiter: limiter, metadata: newMetadataStore(), shipper: ship}
 	u.oooWindow.Store(window)
 	u.maxExemplars.Store(exemplars)
+	u.exemplarsUsed.Store(exemplarsUsed)
 	return u, nil
 }

@@ -61,6 +61,9 @@ func (i *Ingester) PushWriteRequest(ctx context.Context, tenantID string, wr *pr
 	if err != nil {
 		return err
 	}
+	if !db.exemplarsUsed.Load() && hasExemplars(wr) {
+		i.useExemplars(tenantID, db)
+	}
 	db.configMu.RLock()
 	defer db.configMu.RUnlock()
 
@@ -189,6 +192,15 @@ func sampleErrorReason(err error) (string, bool) {
 		return validation.ReasonDuplicateSample, true
 	}
 	return "", false
+}
+
+func hasExemplars(wr *prompb.WriteRequest) bool {
+	for i := range wr.Timeseries {
+		if len(wr.Timeseries[i].Exemplars) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // appendExemplars appends a series' exemplars. A refused exemplar never

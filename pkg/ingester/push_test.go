@@ -24,13 +24,20 @@ import (
 
 func newTestIngester(t *testing.T) *Ingester {
 	t.Helper()
+	return startTestIngester(t, t.TempDir())
+}
+
+// startTestIngester starts an ingester with its data in dir and stops it
+// when the test ends, if it still runs.
+func startTestIngester(t *testing.T, dir string) *Ingester {
+	t.Helper()
 	var cfg Config
 	var lim limits.Limits
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
 	lim.RegisterFlags(fs)
 	require.NoError(t, fs.Parse(nil))
-	cfg.DataDir = t.TempDir()
+	cfg.DataDir = dir
 	cfg.Ring.InstanceID = "test"
 	kv, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
 	t.Cleanup(func() { _ = closer.Close() })

@@ -20,8 +20,15 @@ type userDB struct {
 	limiter      *seriesLimiter
 	oooWindow    atomic.Int64 // the out-of-order window in effect, in ms
 	maxExemplars atomic.Int64 // the exemplar storage size in effect
-	metadata     *metadataStore
-	shipper      *shipper // nil when blocks stay local
+	// exemplarsUsed: the tenant has sent exemplars, so its exemplar
+	// storage has the size of its limit; until then it has none, rather
+	// than a buffer of max_exemplars entries (6.6 MB at the default) for
+	// every tenant. A file in the TSDB directory keeps it across restarts
+	// (useExemplars), so that the WAL's exemplars are replayed.
+	exemplarsUsed atomic.Bool
+	exemplarsMu   sync.Mutex // serializes the switch
+	metadata      *metadataStore
+	shipper       *shipper // nil when blocks stay local
 	// configMu keeps ApplyConfig away from appends: enabling out-of-order
 	// ingestion at run time sets the head's WBL, which Commit reads
 	// unguarded. Appends hold it shared, ApplyConfig exclusively.

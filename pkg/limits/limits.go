@@ -52,7 +52,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxSeriesPerUser, "ingester.max-series-per-user", 5000000, "Maximum number of active series per tenant in each ingester (0 = unlimited).")
 	f.IntVar(&l.MaxSeriesPerMetric, "ingester.max-series-per-metric", 50000, "Maximum number of active series per metric name per tenant in each ingester (0 = unlimited).")
 	f.DurationVar(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", 0, "How far behind a series' newest sample an out-of-order sample is still accepted (0 = out-of-order samples are rejected).")
-	f.IntVar(&l.MaxExemplars, "ingester.max-exemplars", 100000, "Exemplars each ingester keeps per tenant, the oldest dropped first (0 = exemplars are not stored).")
+	f.IntVar(&l.MaxExemplars, "ingester.max-exemplars", 100000, "Exemplars each ingester keeps per tenant, the oldest dropped first (0 = exemplars are not stored). The storage (about 66 bytes an exemplar) is allocated when the tenant sends its first exemplar.")
 	f.DurationVar(&l.MaxQueryLength, "querier.max-query-length", 0, "Longest time range a query may read, lookback and range selectors included (0 = unlimited); longer queries get 422.")
 	f.DurationVar(&l.MaxQueryLookback, "querier.max-query-lookback", 0, "How far back queries may read (0 = unlimited); older parts of a query's range read no data.")
 	f.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0, "Most series one query may fetch from the ingesters (0 = unlimited); more get 422.")
