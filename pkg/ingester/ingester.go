@@ -381,6 +381,7 @@ func (i *Ingester) openDB(tenant string) (*userDB, error) {
 	// one: a remote-write request is not a transaction to its sender, and
 	// queries read recent data from several replicas anyway.
 	opts.IsolationDisabled = true
+	opts.StripeSize = i.cfg.StripeSize
 	logger := i.logger.With("tenant", tenant)
 	var ship *shipper
 	if i.deps.Bucket != nil {
