@@ -115,7 +115,17 @@ echo "query_raw_111k_series_dense_cold_seconds: $(qs "$raw" 6 7 8 9 10)"
 echo "query_raw_111k_series_dense_warm_seconds: $(qs "$raw" 0 0 0 0 0)"
 stop_server
 
-# 6. A cluster on loopback: three ingesters with RF=3 and one distributor,
+# 6. Many small tenants: 500 of 20 series each; memory per tenant above an
+#    idle process, once GC has settled.
+rm -rf "$work/data"; start_server
+sleep 2
+idle=$(rss "$pid")
+loadgen -tenants "$(seq -s, -f 'tenant-%g' 1 500)" -active-series 10000 -interval 1s -samples 20000 -concurrency 4 -series-per-request 1000 >"$work/tenants.out" 2>&1
+sleep 15
+echo "memory_rss_bytes_per_tenant_500_tenants: $((($(rss "$pid") - idle) / 500))"
+stop_server
+
+# 7. A cluster on loopback: three ingesters with RF=3 and one distributor,
 #    ring on memberlist; the distributor's CPU per million samples received.
 common="-log.level=warn -ingester.ring.store=memberlist -ingester.ring.replication-factor=3 -memberlist.bind-addr=127.0.0.1 -memberlist.join=127.0.0.1:17946"
 pids=()
