@@ -240,16 +240,12 @@ func (i *Ingester) applyLimits() {
 			continue
 		}
 		db.exemplarsMu.Lock() // not while useExemplars switches
-		db.configMu.Lock()
-		err := db.ApplyConfig(tsdbConfig(window, exemplars))
-		db.configMu.Unlock()
+		err := db.applyConfig(window, exemplars)
 		db.exemplarsMu.Unlock()
 		if err != nil {
 			i.logger.Error("apply per-tenant TSDB settings", "tenant", tenant, "err", err)
 			continue
 		}
-		db.oooWindow.Store(window)
-		db.maxExemplars.Store(exemplars)
 		i.logger.Info("applied per-tenant TSDB settings", "tenant", tenant, "out_of_order_window_ms", window, "max_exemplars", exemplars)
 	}
 }
@@ -341,15 +337,10 @@ func (i *Ingester) useExemplars(tenant string, db *userDB) {
 		// The exemplars are kept until a restart, which drops those of the WAL.
 		i.logger.Warn("record that the tenant sends exemplars", "tenant", tenant, "err", err)
 	}
-	exemplars := int64(lim.MaxExemplars)
-	db.configMu.Lock()
-	err := db.ApplyConfig(tsdbConfig(db.oooWindow.Load(), exemplars))
-	db.configMu.Unlock()
-	if err != nil {
+	if err := db.applyConfig(db.oooWindow.Load(), int64(lim.MaxExemplars)); err != nil {
 		i.logger.Error("size the exemplar storage", "tenant", tenant, "err", err)
 		return
 	}
-	db.maxExemplars.Store(exemplars)
 	db.exemplarsUsed.Store(true)
 }
 

@@ -35,6 +35,20 @@ type userDB struct {
 	configMu sync.RWMutex
 }
 
+// applyConfig brings the runtime-changeable TSDB settings into effect and
+// records them.
+func (d *userDB) applyConfig(oooWindowMs, maxExemplars int64) error {
+	d.configMu.Lock()
+	err := d.ApplyConfig(tsdbConfig(oooWindowMs, maxExemplars))
+	d.configMu.Unlock()
+	if err != nil {
+		return err
+	}
+	d.oooWindow.Store(oooWindowMs)
+	d.maxExemplars.Store(maxExemplars)
+	return nil
+}
+
 // limitError is the refusal of a new series by a series limit.
 type limitError struct {
 	reason string

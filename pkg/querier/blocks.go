@@ -301,6 +301,16 @@ type blockSeries struct {
 	chunks []chunks.Meta
 }
 
+// chunkSeries is p as a storage.ChunkSeries.
+func (p blockSeries) chunkSeries() storage.ChunkSeries {
+	return &storage.ChunkSeriesEntry{
+		Lset: p.lset,
+		ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
+			return storage.NewListChunkSeriesIterator(p.chunks...)
+		},
+	}
+}
+
 // mergeBlockSeries sorts the parts by labels and joins the parts of each
 // series; overlapping chunks (replicas not yet compacted) are merged with
 // duplicate samples removed.
@@ -315,8 +325,7 @@ func mergeBlockSeries(parts []blockSeries, labelsOnly bool) []storage.ChunkSerie
 		}
 		series := make([]storage.ChunkSeries, 0, j-i)
 		for _, p := range parts[i:j] {
-			fs := newFetchedSeries(p.lset, p.chunks)
-			series = append(series, fs.chunkSeries())
+			series = append(series, p.chunkSeries())
 		}
 		if len(series) == 1 || labelsOnly {
 			out = append(out, series[0])

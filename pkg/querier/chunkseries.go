@@ -65,17 +65,6 @@ func (s *fetchedSeries) mergedIterator() chunkenc.Iterator {
 	return c
 }
 
-// chunkSeries is s as a storage.ChunkSeries, for merging blocks' chunks.
-func (s *fetchedSeries) chunkSeries() storage.ChunkSeries {
-	metas := s.metas
-	return &storage.ChunkSeriesEntry{
-		Lset: s.lset,
-		ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
-			return storage.NewListChunkSeriesIterator(metas...)
-		},
-	}
-}
-
 // seriesPageSize is how many series a page of a seriesList holds: 64 KiB
 // or so of fetchedSeries.
 const seriesPageSize = 1024
@@ -111,15 +100,6 @@ func (l *seriesList) filter(keep func(*fetchedSeries) bool) {
 	}
 	clear(l.pages[len(pages):])
 	l.pages = pages
-}
-
-// len is how many series l holds.
-func (l *seriesList) len() int {
-	n := 0
-	for _, p := range l.pages {
-		n += len(p)
-	}
-	return n
 }
 
 // fetchedSeriesSet is a seriesList as a storage.SeriesSet, without an

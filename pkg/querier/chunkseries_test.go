@@ -217,3 +217,12 @@ func TestSeriesList(t *testing.T) {
 		})
 	}
 }
+
+// len is how many series l holds.
+func (l *seriesList) len() int {
+	n := 0
+	for _, p := range l.pages {
+		n += len(p)
+	}
+	return n
+}

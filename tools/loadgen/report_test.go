@@ -22,6 +22,27 @@ func TestReportFigures(t *testing.T) {
 		LatencyP50:    12345 * time.Microsecond,
 		LatencyP99:    98765 * time.Microsecond,
 	}
+	// idle is the live part of a report of a run that sent nothing.
+	const idle = `elapsed_seconds: 0.000
+target_samples_per_second: 10.0
+samples_per_second: 0.0
+keeping_up: true
+steps_sent: 0
+steps_completed: 0
+steps_late: 0
+steps_not_sent: 0
+max_step_lag_seconds: 0.000
+requests_sent: 0
+requests_acknowledged: 0
+requests_failed: 0
+samples_sent: 0
+samples_acknowledged: 0
+samples_failed: 0
+retries: 0
+latency_p50_seconds: 0.000000
+latency_p99_seconds: 0.000000
+errors_network: 0
+`
 	const common = `target_samples_per_second: 4000.0
 samples_per_second: 3966.7
 keeping_up: true
@@ -97,27 +118,7 @@ errors_network: 1
 			name: "nothing acknowledged",
 			in: ReportInput{Kind: "final", Interval: time.Second, ActiveSeries: 10, Snap: Snapshot{},
 				Server: &ServerFigures{CPUSeconds: 0.5, RSS: 1, PeakRSS: 2}},
-			want: `report: final
-elapsed_seconds: 0.000
-target_samples_per_second: 10.0
-samples_per_second: 0.0
-keeping_up: true
-steps_sent: 0
-steps_completed: 0
-steps_late: 0
-steps_not_sent: 0
-max_step_lag_seconds: 0.000
-requests_sent: 0
-requests_acknowledged: 0
-requests_failed: 0
-samples_sent: 0
-samples_acknowledged: 0
-samples_failed: 0
-retries: 0
-latency_p50_seconds: 0.000000
-latency_p99_seconds: 0.000000
-errors_network: 0
-server_cpu_seconds: 0.50
+			want: "report: final\n" + idle + `server_cpu_seconds: 0.50
 server_cpu_seconds_per_million_samples: NaN
 server_rss_bytes: 1
 server_rss_peak_bytes: 2
@@ -149,27 +150,7 @@ backfill_server_cpu_seconds_per_million_samples: 20.000
 			name: "backfill only, without server",
 			in: ReportInput{Kind: "final", Interval: time.Second, ActiveSeries: 10, Snap: Snapshot{},
 				Backfill: &BackfillInput{Snap: Snapshot{Elapsed: 500 * time.Millisecond, StepsSent: 3, SamplesSent: 30, SamplesAcked: 30}}},
-			want: `report: final
-elapsed_seconds: 0.000
-target_samples_per_second: 10.0
-samples_per_second: 0.0
-keeping_up: true
-steps_sent: 0
-steps_completed: 0
-steps_late: 0
-steps_not_sent: 0
-max_step_lag_seconds: 0.000
-requests_sent: 0
-requests_acknowledged: 0
-requests_failed: 0
-samples_sent: 0
-samples_acknowledged: 0
-samples_failed: 0
-retries: 0
-latency_p50_seconds: 0.000000
-latency_p99_seconds: 0.000000
-errors_network: 0
-backfill_steps: 3
+			want: "report: final\n" + idle + `backfill_steps: 3
 backfill_seconds: 0.500
 backfill_samples_per_second: 60.0
 backfill_samples_sent: 30

@@ -258,20 +258,6 @@ func isJSON(h http.Header) bool {
 	return ct == "application/json" || strings.HasPrefix(ct, "application/json;")
 }
 
-// decodeResponseBody decodes a whole successful matrix answer into a
-// model.Matrix.
-func decodeResponseBody(body []byte) (*Response, error) {
-	resp, ss, err := decodeJSONResponse(body)
-	if err == nil {
-		err = checkResponse(resp)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("decode response: %w", err)
-	}
-	resp.Data.Result = seriesMatrix(ss)
-	return resp, nil
-}
-
 // decodeSeriesBody decodes the series of a whole successful matrix
 // answer; their label strings point into body, which must not change.
 func decodeSeriesBody(body []byte) ([]series, error) {

@@ -182,3 +182,17 @@ func encode(t testing.TB, r *Response) string {
 	require.NoError(t, err)
 	return string(b)
 }
+
+// decodeResponseBody decodes a whole successful matrix answer into a
+// model.Matrix.
+func decodeResponseBody(body []byte) (*Response, error) {
+	resp, ss, err := decodeJSONResponse(body)
+	if err == nil {
+		err = checkResponse(resp)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decode response: %w", err)
+	}
+	resp.Data.Result = seriesMatrix(ss)
+	return resp, nil
+}
