@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"time"
@@ -576,6 +577,14 @@ func (a *App) initQuerier() (services.Service, error) {
 	return w, nil
 }
 
+// localQuerier reports whether the query-frontend's queries are answered
+// by the querier in this process, with nothing between them.
+func (a *App) localQuerier() bool {
+	w := a.Cfg.FrontendWorker
+	return a.hasTarget(QueryFrontend) && a.hasTarget(Querier) && len(a.Cfg.Frontend.SchedulerAddress) == 0 &&
+		len(w.FrontendAddress) == 0 && len(w.SchedulerAddress) == 0
+}
+
 // hasTarget reports whether the process runs the module, itself or as
 // part of all.
 func (a *App) hasTarget(module string) bool {
@@ -595,6 +604,9 @@ func (a *App) initQueryFrontend() (services.Service, error) {
 			return nil, err
 		}
 		cfg.Address = addr
+	}
+	if a.localQuerier() {
+		cfg.LocalQuerierCPUs = runtime.GOMAXPROCS(0)
 	}
 	f, err := frontend.New(cfg, a.Logger.With("component", "query-frontend"), a.Registry)
 	if err != nil {

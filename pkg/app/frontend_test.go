@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -106,4 +107,58 @@ func TestFrontendSplitsAndCaches(t *testing.T) {
 	code, body, _ := rangeRequest(t, a, "team", q, end, start, 15*time.Minute, nil)
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, body, `"errorType":"bad_data"`)
+}
+
+// TestSingleBinaryShardsByCPU: by default the single binary splits a
+// shardable aggregation into one query per CPU, and the merged answer is
+// the whole query's; a query that is not shardable runs whole.
+func TestSingleBinaryShardsByCPU(t *testing.T) {
+	const cpus = 3
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cpus))
+	cfg := testConfig(t)
+	cfg.Frontend.Sharding.TotalShards = 0 // automatic
+	a := startApp(t, cfg)
+
+	end := time.Now().Truncate(time.Minute).Add(-2 * time.Minute)
+	start := end.Add(-10 * time.Minute)
+	req := &prompb.WriteRequest{}
+	for s := 0; s < 30; s++ {
+		var samples []prompb.Sample
+		for ts := start; !ts.After(end); ts = ts.Add(time.Minute) {
+			samples = append(samples, prompb.Sample{Timestamp: ts.UnixMilli(), Value: float64(s % 4)})
+		}
+		req.Timeseries = append(req.Timeseries, series("cpu_test", map[string]string{"s": fmt.Sprint(s), "job": fmt.Sprint(s % 3)}, samples...))
+	}
+	require.NoError(t, pushClient(a, "team").Push(context.Background(), req))
+
+	tests := []struct {
+		query  string
+		shards float64
+		want   map[string]float64 // the value at every step, by series
+	}{
+		{`count(cpu_test)`, cpus, map[string]float64{"{}": 30}},
+		{`sum by (job) (cpu_test)`, cpus, map[string]float64{`{job="0"}`: 15, `{job="1"}`: 13, `{job="2"}`: 15}},
+		{`max(cpu_test)`, cpus, map[string]float64{"{}": 3}},
+		{`count(cpu_test) / count(cpu_test)`, 0, map[string]float64{"{}": 1}},
+	}
+	sharded := 0.0
+	for _, tc := range tests {
+		t.Run(tc.query, func(t *testing.T) {
+			before := counterValue(t, a, "neocortex_frontend_query_shards_total", nil)
+			got, code := queryRange(t, a, "team", tc.query, start, end, time.Minute)
+			require.Equal(t, http.StatusOK, code)
+			require.Len(t, got, len(tc.want))
+			for key, v := range tc.want {
+				require.Len(t, got[key], 11, key)
+				for _, p := range got[key] {
+					require.Equal(t, v, p[1], key)
+				}
+			}
+			require.Equal(t, tc.shards, counterValue(t, a, "neocortex_frontend_query_shards_total", nil)-before)
+			if tc.shards > 0 {
+				sharded++
+			}
+			require.Equal(t, sharded, counterValue(t, a, "neocortex_frontend_sharded_queries_total", nil))
+		})
+	}
 }

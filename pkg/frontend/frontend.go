@@ -33,6 +33,11 @@ type Config struct {
 	Sharding         querysharding.Config `yaml:"query_sharding"`
 	// SlowQueryThreshold logs requests that take at least this long.
 	SlowQueryThreshold time.Duration `yaml:"log_queries_longer_than"`
+
+	// LocalQuerierCPUs is set by a process whose own querier answers the
+	// frontend's queries (the single binary): its CPUs, which automatic
+	// query sharding splits queries over.
+	LocalQuerierCPUs int `yaml:"-"`
 }
 
 // RegisterFlags registers the query-frontend flags and their defaults.
@@ -50,7 +55,7 @@ func (c *Config) Validate() error {
 	}
 	// One query can have every part's shards queued at once; a queue that
 	// cannot hold them refuses the tenant's own query with 429.
-	if c.Sharding.Enabled {
+	if c.Sharding.Enabled && c.Sharding.MaxShardedQueries > 0 {
 		if n := c.QueryRange.MaxQueryParallelism * c.Sharding.MaxShardedQueries; n > c.Queue.MaxOutstandingPerTenant {
 			return fmt.Errorf("frontend.max_outstanding_requests_per_tenant (%d) must be at least max_query_parallelism × query_sharding.max_sharded_queries (%d) when query sharding is enabled, or one query fills the queue",
 				c.Queue.MaxOutstandingPerTenant, n)
@@ -91,7 +96,9 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Frontend,
 		}
 	}
 	var sharding queryrange.Middleware
+	cfg.Sharding = cfg.Sharding.Resolve(cfg.LocalQuerierCPUs, cfg.Queue.MaxOutstandingPerTenant/max(1, cfg.QueryRange.MaxQueryParallelism))
 	if cfg.Sharding.Enabled {
+		logger.Info("query sharding", "total_shards", cfg.Sharding.TotalShards, "max_sharded_queries", cfg.Sharding.MaxShardedQueries)
 		sharding = querysharding.Middleware(cfg.Sharding, querysharding.NewMetrics(reg), logger)
 	}
 	tw, err := queryrange.NewTripperware(cfg.QueryRange, queryrange.Deps{Cache: f.cache, Logger: logger, Registerer: reg, Sharding: sharding})

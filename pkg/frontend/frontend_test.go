@@ -19,9 +19,11 @@ func TestConfigValidate(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", func(*Config) {}, ""},
-		{"sharding with the default queue", func(c *Config) { c.Sharding.Enabled = true },
+		{"sharding on, shard queries at once automatic", func(c *Config) { c.Sharding.Enabled = true; c.Sharding.TotalShards = 64 }, ""},
+		{"more shard queries at once than the queue holds", func(c *Config) { c.Sharding.MaxShardedQueries = 16 },
 			"frontend.max_outstanding_requests_per_tenant (100) must be at least max_query_parallelism × query_sharding.max_sharded_queries (224) when query sharding is enabled, or one query fills the queue"},
-		{"sharding with room", func(c *Config) { c.Sharding.Enabled = true; c.Queue.MaxOutstandingPerTenant = 224 }, ""},
+		{"sharding with room", func(c *Config) { c.Sharding.MaxShardedQueries = 16; c.Queue.MaxOutstandingPerTenant = 224 }, ""},
+		{"sharding off", func(c *Config) { c.Sharding.Enabled = false; c.Sharding.MaxShardedQueries = 16 }, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

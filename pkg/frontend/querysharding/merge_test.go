@@ -357,15 +357,42 @@ func TestConfig(t *testing.T) {
 		ok  bool
 	}{
 		{Config{}, true},
+		{Config{Enabled: true}, true},
 		{Config{Enabled: true, TotalShards: 16, MaxShardedQueries: 16}, true},
-		{Config{Enabled: true, TotalShards: 0, MaxShardedQueries: 16}, false},
-		{Config{Enabled: true, TotalShards: 16, MaxShardedQueries: 0}, false},
+		{Config{Enabled: true, TotalShards: 1024, MaxShardedQueries: 1}, true},
+		{Config{Enabled: true, TotalShards: 1025}, false},
+		{Config{Enabled: true, TotalShards: -1}, false},
+		{Config{Enabled: true, TotalShards: 16, MaxShardedQueries: -1}, false},
+		{Config{Enabled: false, TotalShards: -1}, true},
 	} {
 		err := tc.cfg.Validate()
 		if tc.ok {
-			require.NoError(t, err)
+			require.NoError(t, err, "%+v", tc.cfg)
 		} else {
-			require.Error(t, err)
+			require.Error(t, err, "%+v", tc.cfg)
 		}
+	}
+}
+
+func TestConfigResolve(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		cfg                   Config
+		localCPUs, queueSlots int
+		want                  Config
+	}{
+		{"off stays off", Config{}, 8, 7, Config{}},
+		{"single binary: its CPUs", Config{Enabled: true}, 2, 7, Config{Enabled: true, TotalShards: 2, MaxShardedQueries: 2}},
+		{"single binary, more CPUs than queue slots", Config{Enabled: true}, 32, 7, Config{Enabled: true, TotalShards: 32, MaxShardedQueries: 7}},
+		{"single binary with one CPU: no sharding", Config{Enabled: true}, 1, 7, Config{TotalShards: 1, MaxShardedQueries: 1}},
+		{"separate queriers", Config{Enabled: true}, 0, 7, Config{Enabled: true, TotalShards: 16, MaxShardedQueries: 7}},
+		{"separate queriers, a large queue", Config{Enabled: true}, 0, 100, Config{Enabled: true, TotalShards: 16, MaxShardedQueries: 16}},
+		{"no queue slot still runs one", Config{Enabled: true, TotalShards: 4}, 0, 0, Config{Enabled: true, TotalShards: 4, MaxShardedQueries: 1}},
+		{"explicit values kept", Config{Enabled: true, TotalShards: 3, MaxShardedQueries: 9}, 2, 7, Config{Enabled: true, TotalShards: 3, MaxShardedQueries: 9}},
+		{"one explicit shard: no sharding", Config{Enabled: true, TotalShards: 1}, 8, 7, Config{TotalShards: 1, MaxShardedQueries: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, tc.cfg.Resolve(tc.localCPUs, tc.queueSlots))
+		})
 	}
 }
