@@ -1,7 +1,9 @@
 package querier
 
 import (
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
@@ -35,7 +37,21 @@ func (c matrixCodec) Encode(resp *v1.Response) ([]byte, error) {
 	if !ok {
 		return c.fallback.Encode(resp)
 	}
-	return appendMatrixResponse(make([]byte, 0, matrixSizeHint(m, resp)), resp, m), nil
+	return appendMatrixResponse(make([]byte, 0, matrixSizeHint(m, resp)), resp, m, encodeWorkers(m)), nil
+}
+
+// minPointsPerEncoder is the least number of points worth an encoding
+// goroutine of its own: a large answer is written in parts, one per CPU,
+// that are joined in order.
+const minPointsPerEncoder = 1 << 17
+
+// encodeWorkers is how many goroutines write m.
+func encodeWorkers(m promql.Matrix) int {
+	points := 0
+	for _, s := range m {
+		points += len(s.Floats)
+	}
+	return max(1, min(runtime.GOMAXPROCS(0), 8, points/minPointsPerEncoder))
 }
 
 // floatMatrix returns the matrix of a successful range-query answer
@@ -71,6 +87,11 @@ func matrixSizeHint(m promql.Matrix, resp *v1.Response) int {
 	for _, s := range resp.Infos {
 		n += len(s) + 8
 	}
+	return n + seriesSizeHint(m)
+}
+
+func seriesSizeHint(m promql.Matrix) int {
+	n := 0
 	for _, s := range m {
 		n += 32 + 36*len(s.Floats) + s.Metric.Len()*6
 		s.Metric.Range(func(l labels.Label) { n += len(l.Name) + len(l.Value) })
@@ -80,14 +101,66 @@ func matrixSizeHint(m promql.Matrix, resp *v1.Response) int {
 
 // appendMatrixResponse writes what jsoniter's
 // ConfigCompatibleWithStandardLibrary writes for resp, with Prometheus's
-// encoders for the matrix (web/api/v1/json_codec.go, util/jsonutil).
-func appendMatrixResponse(b []byte, resp *v1.Response, m promql.Matrix) []byte {
+// encoders for the matrix (web/api/v1/json_codec.go, util/jsonutil). With
+// workers > 1, the series are written in that many parts at once, each
+// with about as many points, and joined in order.
+func appendMatrixResponse(b []byte, resp *v1.Response, m promql.Matrix, workers int) []byte {
 	b = append(b, `{"status":`...)
 	b = promjson.AppendString(b, string(resp.Status))
 	b = append(b, `,"data":{"resultType":"matrix","result":[`...)
+	parts := splitByPoints(m, workers)
+	rest := make([][]byte, len(parts)-1)
+	var wg sync.WaitGroup
+	for i, part := range parts[1:] {
+		wg.Go(func() {
+			rest[i] = appendSeries(make([]byte, 0, seriesSizeHint(part)+1), part, true)
+		})
+	}
+	b = appendSeries(b, parts[0], false)
+	wg.Wait()
+	for _, r := range rest {
+		b = append(b, r...)
+	}
+	b = append(b, "]}"...)
+	b = promjson.AppendStrings(b, `,"warnings":`, resp.Warnings)
+	b = promjson.AppendStrings(b, `,"infos":`, resp.Infos)
+	return append(b, '}')
+}
+
+// splitByPoints cuts m into at most n runs of series with about as many
+// points each; there is always at least one run, maybe empty.
+func splitByPoints(m promql.Matrix, n int) []promql.Matrix {
+	if n <= 1 || len(m) < n {
+		return []promql.Matrix{m}
+	}
+	total := 0
+	for _, s := range m {
+		total += len(s.Floats)
+	}
+	if total == 0 {
+		return []promql.Matrix{m}
+	}
+	parts := make([]promql.Matrix, 0, n)
+	start, points := 0, 0
+	for i, s := range m {
+		points += len(s.Floats)
+		if len(parts) < n-1 && points*n >= total*(len(parts)+1) {
+			parts = append(parts, m[start:i+1])
+			start = i + 1
+		}
+	}
+	if start < len(m) {
+		parts = append(parts, m[start:])
+	}
+	return parts
+}
+
+// appendSeries writes the series of m as elements of the result array,
+// after a comma when more is true.
+func appendSeries(b []byte, m promql.Matrix, more bool) []byte {
 	var ts timestampCache
 	for i, s := range m {
-		if i > 0 {
+		if i > 0 || more {
 			b = append(b, ',')
 		}
 		b = append(b, `{"metric":{`...)
@@ -119,10 +192,7 @@ func appendMatrixResponse(b []byte, resp *v1.Response, m promql.Matrix) []byte {
 		}
 		b = append(b, '}')
 	}
-	b = append(b, "]}"...)
-	b = promjson.AppendStrings(b, `,"warnings":`, resp.Warnings)
-	b = promjson.AppendStrings(b, `,"infos":`, resp.Infos)
-	return append(b, '}')
+	return b
 }
 
 // timestampCache keeps the timestamps written so far, encoded: the series

@@ -66,8 +66,51 @@ func TestMatrixCodec(t *testing.T) {
 			got, err := matrixCodec{}.Encode(tc.resp)
 			require.NoError(t, err)
 			require.Equal(t, string(want), string(got))
-			_, fast := floatMatrix(tc.resp)
+			m, fast := floatMatrix(tc.resp)
 			require.Equal(t, tc.fast, fast)
+			if !fast {
+				return
+			}
+			// Written in parts at once, joined: the same bytes.
+			for workers := 2; workers <= 5; workers++ {
+				require.Equal(t, string(want), string(appendMatrixResponse(nil, tc.resp, m, workers)), "%d workers", workers)
+			}
+		})
+	}
+}
+
+func TestSplitByPoints(t *testing.T) {
+	points := func(ns ...int) promql.Matrix {
+		m := make(promql.Matrix, len(ns))
+		for i, n := range ns {
+			m[i].Floats = make([]promql.FPoint, n)
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		m    promql.Matrix
+		n    int
+		want []int // series per part
+	}{
+		{"one part", points(3, 3, 3), 1, []int{3}},
+		{"even", points(2, 2, 2, 2), 2, []int{2, 2}},
+		{"by points, not series", points(6, 1, 1, 1, 1, 1, 1), 2, []int{1, 6}},
+		{"three parts", points(1, 1, 1, 1, 1, 1, 1, 1, 1), 3, []int{3, 3, 3}},
+		{"fewer series than parts", points(5, 5), 3, []int{2}},
+		{"empty", points(), 4, []int{0}},
+		{"series without points", points(0, 0, 0, 0), 2, []int{4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parts := splitByPoints(tc.m, tc.n)
+			var got []int
+			var joined promql.Matrix
+			for _, p := range parts {
+				got = append(got, len(p))
+				joined = append(joined, p...)
+			}
+			require.Equal(t, tc.want, got)
+			require.Equal(t, len(tc.m), len(joined))
 		})
 	}
 }
