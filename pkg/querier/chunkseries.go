@@ -2,6 +2,8 @@ package querier
 
 import (
 	"math"
+	"sync"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -72,16 +74,72 @@ const seriesPageSize = 1024
 // seriesList is one ingester's answer: its series in order, in pages, so
 // that it grows without copying (a head's hundreds of thousands of series
 // appended to one slice would be copied over and over as it grows).
+//
+// Its pages, and the slabs queryLocal copies chunks into, come from pools
+// and go back to them on release, when the query's querier closes: a
+// query's hundreds of megabytes are not left to the garbage collector.
 type seriesList struct {
 	pages [][]fetchedSeries
+	slabs slabs
+}
+
+// slabs are the memory a seriesList was given, whole, to be put back.
+type slabs struct {
+	pages [][]fetchedSeries
+	bytes [][]byte
+	metas [][]chunks.Meta
+	xors  [][]chunkenc.XORChunk
+}
+
+// slabBytes is the size of a slab of chunk bytes, metas or XOR chunks.
+const slabBytes = 64 << 10
+
+var (
+	pagePool     = sync.Pool{New: func() any { return make([]fetchedSeries, 0, seriesPageSize) }}
+	bytesPool    = sync.Pool{New: func() any { return make([]byte, 0, slabBytes) }}
+	metasPool    = sync.Pool{New: func() any { return make([]chunks.Meta, 0, slabBytes/int(unsafe.Sizeof(chunks.Meta{}))) }}
+	xorChunkPool = sync.Pool{New: func() any { return make([]chunkenc.XORChunk, 0, slabBytes/int(unsafe.Sizeof(chunkenc.XORChunk{}))) }}
+)
+
+// take returns an empty slab of pool's, or a new one of n if n is more.
+func take[T any](pool *sync.Pool, kept *[][]T, n int) []T {
+	s := pool.Get().([]T)
+	if cap(s) < n {
+		pool.Put(s)
+		s = make([]T, 0, n)
+	}
+	*kept = append(*kept, s)
+	return s
+}
+
+// giveBack clears the slabs (they hold pointers) and puts them back; the
+// ones larger than a standard slab are left to the garbage collector.
+func giveBack[T any](pool *sync.Pool, kept [][]T, standard int) {
+	for _, s := range kept {
+		if cap(s) != standard {
+			continue
+		}
+		clear(s[:cap(s)])
+		pool.Put(s[:0])
+	}
 }
 
 func (l *seriesList) add(s fetchedSeries) {
 	if n := len(l.pages); n == 0 || len(l.pages[n-1]) == cap(l.pages[n-1]) {
-		l.pages = append(l.pages, make([]fetchedSeries, 0, seriesPageSize))
+		l.pages = append(l.pages, take(&pagePool, &l.slabs.pages, 0))
 	}
 	p := &l.pages[len(l.pages)-1]
 	*p = append(*p, s)
+}
+
+// release puts the list's memory back into the pools. Neither the list,
+// its series, nor anything read from their chunks may be used after.
+func (l *seriesList) release() {
+	giveBack(&pagePool, l.slabs.pages, seriesPageSize)
+	giveBack(&bytesPool, l.slabs.bytes, slabBytes)
+	giveBack(&metasPool, l.slabs.metas, slabBytes/int(unsafe.Sizeof(chunks.Meta{})))
+	giveBack(&xorChunkPool, l.slabs.xors, slabBytes/int(unsafe.Sizeof(chunkenc.XORChunk{})))
+	*l = seriesList{}
 }
 
 // filter keeps the series keep says yes to, in order.

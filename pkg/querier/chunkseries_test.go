@@ -1,7 +1,9 @@
 package querier
 
 import (
+	"context"
 	"math"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -11,6 +13,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/stretchr/testify/require"
+
+	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
 )
 
 // floatChunk is an XOR chunk of samples at ts, each worth ts/10, with its
@@ -214,8 +218,87 @@ func TestSeriesList(t *testing.T) {
 			require.NoError(t, set.Err())
 			require.Equal(t, want, got)
 			var _ storage.SeriesSet = set
+
+			// Released, every page taken is cleared (a page in a pool
+			// must not keep a query's series alive) and the list is empty.
+			taken := slices.Clone(l.slabs.pages)
+			require.Len(t, taken, 4)
+			l.release()
+			require.Zero(t, l.len())
+			for _, p := range taken {
+				for _, s := range p[:cap(p)] {
+					require.Zero(t, s)
+				}
+			}
 		})
 	}
+}
+
+// TestQueryLocalSlabs: the in-process ingester's chunks are copied into
+// slabs, one for many series, and a chunk larger than a slab gets one of
+// its own; released, the slabs are cleared.
+func TestQueryLocalSlabs(t *testing.T) {
+	big := make([]byte, slabBytes+100)
+	big[0], big[1] = 0, 1 // an XOR chunk of one sample, with padding
+	small := chunkenc.NewXORChunk()
+	app, err := small.Appender()
+	require.NoError(t, err)
+	app.Append(0, 1000, 1.5)
+	local := fakeLocal(func(fn func(labels.Labels, []chunks.Meta) error) error {
+		for i := range 3000 {
+			if err := fn(labels.FromStrings("i", strconv.Itoa(i)), []chunks.Meta{{MinTime: 1000, MaxTime: 1000, Chunk: small}}); err != nil {
+				return err
+			}
+		}
+		return fn(labels.FromStrings("i", "big"), []chunks.Meta{{MinTime: 0, MaxTime: 0, Chunk: chunkenc.NewXORChunk()}, {Chunk: mustXOR(t, big)}})
+	})
+	l, err := queryLocal(context.Background(), local, "team", &ingesterpb.QueryRequest{StartMs: 0, EndMs: 2000})
+	require.NoError(t, err)
+	require.Equal(t, 3001, l.len())
+	set := newFetchedSeriesSet(l)
+	n := 0
+	for set.Next() {
+		s := set.At()
+		if s.Labels().Get("i") == "big" {
+			continue
+		}
+		it := s.Iterator(nil)
+		require.Equal(t, chunkenc.ValFloat, it.Next())
+		ts, v := it.At()
+		require.Equal(t, int64(1000), ts)
+		require.Equal(t, 1.5, v)
+		n++
+	}
+	require.Equal(t, 3000, n)
+	// 3000 copies of a small chunk share slabs; the big one has its own.
+	require.Len(t, l.slabs.bytes, 2)
+	require.Equal(t, slabBytes, cap(l.slabs.bytes[0]))
+	require.Equal(t, len(big), cap(l.slabs.bytes[1]))
+	metas, xors := slices.Clone(l.slabs.metas), slices.Clone(l.slabs.xors)
+	l.release()
+	for _, m := range metas {
+		for _, x := range m[:cap(m)] {
+			require.Nil(t, x.Chunk)
+		}
+	}
+	for _, x := range xors {
+		for i := range x[:cap(x)] {
+			require.Empty(t, x[:cap(x)][i].Bytes())
+		}
+	}
+}
+
+type fakeLocal func(fn func(labels.Labels, []chunks.Meta) error) error
+
+func (f fakeLocal) Addr() string { return "local" }
+func (f fakeLocal) QueryChunks(_ context.Context, _ string, _ *ingesterpb.QueryRequest, fn func(labels.Labels, []chunks.Meta) error) error {
+	return f(fn)
+}
+
+func mustXOR(t *testing.T, b []byte) chunkenc.Chunk {
+	c, err := chunkenc.FromData(chunkenc.EncXOR, b)
+	require.NoError(t, err)
+	return c
 }
 
 // len is how many series l holds.

@@ -7,9 +7,9 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/grafana/dskit/ring"
 	ringclient "github.com/grafana/dskit/ring/client"
@@ -134,6 +134,9 @@ type ingesterQuerier struct {
 	q          *IngesterQueryable
 	mint, maxt int64
 	fetched    *fetched // by all Selects of one query
+
+	mu   sync.Mutex
+	held []seriesList // the Selects' answers, released at Close
 }
 
 // fetched is what one query has fetched so far.
@@ -384,6 +387,9 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 		if err != nil {
 			return storage.ErrSeriesSet(promql.ErrStorage{Err: err})
 		}
+		q.mu.Lock()
+		q.held = append(q.held, results...)
+		q.mu.Unlock()
 		warning = w
 		for _, r := range results {
 			r.filter(func(s *fetchedSeries) bool {
@@ -453,11 +459,10 @@ func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryR
 }
 
 // queryLocal reads the in-process ingester, copying each chunk's bytes
-// (they are the TSDB's only while its querier is open) into shared slabs,
+// (they are the TSDB's only while its querier is open) into pooled slabs,
 // as the chunk metas and XOR chunks: one allocation for many series. The
 // labels are the ingester's to give (LocalIngester.QueryChunks).
 func queryLocal(ctx context.Context, l LocalIngester, tenantID string, req *ingesterpb.QueryRequest) (seriesList, error) {
-	const slabSize = 64 << 10
 	var (
 		out   seriesList
 		bytes []byte
@@ -466,21 +471,21 @@ func queryLocal(ctx context.Context, l LocalIngester, tenantID string, req *inge
 	)
 	err := l.QueryChunks(ctx, tenantID, req, func(ls labels.Labels, ms []chunks.Meta) error {
 		if cap(metas)-len(metas) < len(ms) {
-			metas = make([]chunks.Meta, 0, max(len(ms), slabSize/int(unsafe.Sizeof(chunks.Meta{}))))
+			metas = take(&metasPool, &out.slabs.metas, len(ms))
 		}
 		own := metas[len(metas) : len(metas)+len(ms) : len(metas)+len(ms)]
 		metas = metas[:len(metas)+len(ms)]
 		for i, m := range ms {
 			src := m.Chunk.Bytes()
 			if cap(bytes)-len(bytes) < len(src) {
-				bytes = make([]byte, 0, max(len(src), slabSize))
+				bytes = take(&bytesPool, &out.slabs.bytes, len(src))
 			}
 			data := append(bytes[len(bytes):len(bytes):len(bytes)+len(src)], src...)
 			bytes = bytes[:len(bytes)+len(src)]
 			var chk chunkenc.Chunk
 			if m.Chunk.Encoding() == chunkenc.EncXOR {
 				if len(xors) == cap(xors) {
-					xors = make([]chunkenc.XORChunk, 0, slabSize/int(unsafe.Sizeof(chunkenc.XORChunk{})))
+					xors = take(&xorChunkPool, &out.slabs.xors, 1)
 				}
 				xors = xors[:len(xors)+1]
 				x := &xors[len(xors)-1]
@@ -499,6 +504,9 @@ func queryLocal(ctx context.Context, l LocalIngester, tenantID string, req *inge
 		out.add(fs)
 		return nil
 	})
+	if err != nil {
+		out.release()
+	}
 	return out, err
 }
 
@@ -613,7 +621,17 @@ func mergeSorted(lists [][]string, hints *storage.LabelHints) []string {
 	return out
 }
 
-func (q *ingesterQuerier) Close() error { return nil }
+// Close releases the memory of the series Select returned, which must no
+// longer be used.
+func (q *ingesterQuerier) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i := range q.held {
+		q.held[i].release()
+	}
+	q.held = nil
+	return nil
+}
 
 type listChunkSeriesSet struct {
 	series []storage.ChunkSeries
