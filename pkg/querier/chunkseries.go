@@ -81,6 +81,10 @@ const seriesPageSize = 1024
 type seriesList struct {
 	pages [][]fetchedSeries
 	slabs slabs
+	// inShard: the ingester answered for the request's shard only, so
+	// the querier need not check (an ingester of another version might
+	// not have).
+	inShard bool
 }
 
 // slabs are the memory a seriesList was given, whole, to be put back.

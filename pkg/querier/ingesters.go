@@ -62,9 +62,10 @@ type IngesterQueryable struct {
 type LocalIngester interface {
 	// Addr is the address the ingester advertises in the ring.
 	Addr() string
-	// QueryChunks calls f with each matching series and its chunks, in
-	// label order; the labels may be kept, the chunk bytes only during f.
-	// The chunks may hold samples outside the request's range.
+	// QueryChunks calls f with each matching series of the request's
+	// shard and its chunks, in label order; the labels may be kept, the
+	// chunk bytes only during f. The chunks may hold samples outside the
+	// request's range.
 	QueryChunks(ctx context.Context, tenantID string, req *ingesterpb.QueryRequest, f func(labels.Labels, []chunks.Meta) error) error
 }
 
@@ -393,7 +394,7 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 		warning = w
 		for _, r := range results {
 			r.filter(func(s *fetchedSeries) bool {
-				if !shard.Contains(s.lset) {
+				if !r.inShard && !shard.Contains(s.lset) {
 					return false
 				}
 				if len(results) > 1 {
@@ -507,6 +508,7 @@ func queryLocal(ctx context.Context, l LocalIngester, tenantID string, req *inge
 	if err != nil {
 		out.release()
 	}
+	out.inShard = true
 	return out, err
 }
 
