@@ -345,15 +345,6 @@ func (p staticPool) GetClientForInstance(ring.InstanceDesc) (ringclient.PoolClie
 	return p.c, nil
 }
 
-// oldLocalIngester is an in-process ingester of a version that does not
-// know about shards: it answers with every series.
-type oldLocalIngester struct{ *ingester.Ingester }
-
-func (l oldLocalIngester) QueryChunks(ctx context.Context, tenantID string, req *ingesterpb.QueryRequest, f func(labels.Labels, []chunks.Meta) error) error {
-	old := &ingesterpb.QueryRequest{StartMs: req.StartMs, EndMs: req.EndMs, Matchers: req.Matchers, Unsorted: req.Unsorted}
-	return l.Ingester.QueryChunks(ctx, tenantID, old, f)
-}
-
 // selectAll returns the labels of what a Select returns, and how many
 // samples.
 func selectAll(t *testing.T, q storage.Querier, hints *storage.SelectHints, ms ...*labels.Matcher) ([]string, int) {
@@ -460,7 +451,6 @@ func TestShardPushDown(t *testing.T) {
 		{name: "ingester over gRPC", queryable: ingesters(nil), rec: ingRec, pushDown: true},
 		{name: "ingester over gRPC, labels only", queryable: ingesters(nil), hints: &storage.SelectHints{Start: shardTestT, End: shardTestT, Func: "series"}, rec: ingRec, pushDown: true},
 		{name: "ingester in process", queryable: ingesters(ing)},
-		{name: "ingester in process, old version", queryable: ingesters(oldLocalIngester{ing})},
 		{name: "store-gateway", queryable: realBlocks, rec: realSGRec, pushDown: true},
 		{name: "store-gateway, labels only", queryable: realBlocks, hints: &storage.SelectHints{Start: shardTestT, End: shardTestT, Func: "series"}, rec: realSGRec, pushDown: true},
 		{name: "store-gateway, old version", queryable: blocks, rec: sgRec},
