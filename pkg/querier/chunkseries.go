@@ -81,9 +81,9 @@ const seriesPageSize = 1024
 type seriesList struct {
 	pages [][]fetchedSeries
 	slabs slabs
-	// inShard: the ingester answered for the request's shard only, so
-	// the querier need not check (an ingester of another version might
-	// not have).
+	// inShard: every series is of the request's shard, as the in-process
+	// ingester answers, so the querier need not hash each again. Answers
+	// over gRPC are checked: an ingester of another version may not shard.
 	inShard bool
 }
 
