@@ -62,13 +62,21 @@ func dashVariants() []dashVariant {
 	}
 	return []dashVariant{
 		// Cold first, as the others report their speed-up over it: split
-		// by day, every part asked of the queriers.
-		{name: "cold", configure: func(c *app.Config) { c.Frontend.QueryRange.CacheResults = false }},
+		// by day, every part asked of the queriers, not sharded.
+		{name: "cold", configure: func(c *app.Config) {
+			c.Frontend.QueryRange.CacheResults = false
+			c.Frontend.Sharding.Enabled = false
+		}},
 		{name: "no-frontend-split", configure: func(c *app.Config) {
 			c.Frontend.QueryRange.SplitQueriesByInterval = 0
 			c.Frontend.QueryRange.CacheResults = false
+			c.Frontend.Sharding.Enabled = false
 		}},
-		{name: "warm", configure: func(c *app.Config) { c.Frontend.QueryRange.CacheResults = true }, warm: true},
+		{name: "warm", configure: func(c *app.Config) {
+			c.Frontend.QueryRange.CacheResults = true
+			c.Frontend.Sharding.Enabled = false
+		}, warm: true},
+		{name: "sharded-2", configure: shards(2), sharded: true},
 		{name: "sharded-4", configure: shards(4), sharded: true},
 		{name: "sharded-16", configure: shards(16), sharded: true},
 	}
