@@ -76,6 +76,10 @@ func dashVariants() []dashVariant {
 			c.Frontend.QueryRange.CacheResults = true
 			c.Frontend.Sharding.Enabled = false
 		}, warm: true},
+		{name: "default", configure: func(c *app.Config) {
+			c.Frontend.QueryRange.CacheResults = false
+			c.Frontend.Sharding.TotalShards = 0 // one per CPU, shared by the day parts
+		}, sharded: true},
 		{name: "sharded-2", configure: shards(2), sharded: true},
 		{name: "sharded-4", configure: shards(4), sharded: true},
 		{name: "sharded-16", configure: shards(16), sharded: true},

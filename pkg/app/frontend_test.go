@@ -161,4 +161,14 @@ func TestSingleBinaryShardsByCPU(t *testing.T) {
 			require.Equal(t, sharded, counterValue(t, a, "neocortex_frontend_sharded_queries_total", nil))
 		})
 	}
+
+	// Split by day, the parts of a query share the CPUs: two days on
+	// three CPUs is two parts of one shard each, not six shard queries.
+	twoDays := end.Truncate(24 * time.Hour).Add(-time.Hour)
+	before := counterValue(t, a, "neocortex_frontend_query_shards_total", nil)
+	got, code := queryRange(t, a, "team", `count(cpu_test)`, twoDays.Add(-2*time.Hour), twoDays.Add(2*time.Hour), time.Hour)
+	require.Equal(t, http.StatusOK, code)
+	require.Len(t, got, 0) // written in the last minutes: nothing two days ago
+	require.Equal(t, before, counterValue(t, a, "neocortex_frontend_query_shards_total", nil))
+	require.Equal(t, 2.0, counterValue(t, a, "neocortex_frontend_unsharded_queries_total", map[string]string{"reason": "parallel_parts"}))
 }

@@ -30,6 +30,9 @@ type Options struct {
 	CacheDisabled bool
 	// ShardingDisabled keeps the query whole.
 	ShardingDisabled bool
+	// Parallel is how many parts of the split query this one runs beside
+	// (itself included); 0 when the query is not split.
+	Parallel int
 }
 
 // WithRange returns a copy of r over [start, end].

@@ -65,6 +65,9 @@ func (s *splitByInterval) Do(ctx context.Context, r *Request) (*Response, error)
 	if len(parts) == 1 {
 		return s.next.Do(ctx, parts[0])
 	}
+	for _, p := range parts {
+		p.Options.Parallel = min(len(parts), s.parallelism)
+	}
 	resps, err := doParallel(ctx, s.next, parts, s.parallelism)
 	if err != nil {
 		return nil, err

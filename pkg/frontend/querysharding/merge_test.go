@@ -382,8 +382,8 @@ func TestConfigResolve(t *testing.T) {
 		want                  Config
 	}{
 		{"off stays off", Config{}, 8, 7, Config{}},
-		{"single binary: its CPUs", Config{Enabled: true}, 2, 7, Config{Enabled: true, TotalShards: 2, MaxShardedQueries: 2}},
-		{"single binary, more CPUs than queue slots", Config{Enabled: true}, 32, 7, Config{Enabled: true, TotalShards: 32, MaxShardedQueries: 7}},
+		{"single binary: its CPUs", Config{Enabled: true}, 2, 7, Config{Enabled: true, TotalShards: 2, MaxShardedQueries: 2, shareCPUs: true}},
+		{"single binary, more CPUs than queue slots", Config{Enabled: true}, 32, 7, Config{Enabled: true, TotalShards: 32, MaxShardedQueries: 7, shareCPUs: true}},
 		{"single binary with one CPU: no sharding", Config{Enabled: true}, 1, 7, Config{TotalShards: 1, MaxShardedQueries: 1}},
 		{"separate queriers", Config{Enabled: true}, 0, 7, Config{Enabled: true, TotalShards: 16, MaxShardedQueries: 7}},
 		{"separate queriers, a large queue", Config{Enabled: true}, 0, 100, Config{Enabled: true, TotalShards: 16, MaxShardedQueries: 16}},
@@ -393,6 +393,31 @@ func TestConfigResolve(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Equal(t, tc.want, tc.cfg.Resolve(tc.localCPUs, tc.queueSlots))
+		})
+	}
+}
+
+func TestShardsFor(t *testing.T) {
+	local := Config{Enabled: true}.Resolve(8, 7)
+	separate := Config{Enabled: true}.Resolve(0, 7)
+	explicit := Config{Enabled: true, TotalShards: 8}.Resolve(8, 7)
+	for _, tc := range []struct {
+		name     string
+		cfg      Config
+		parallel int
+		want     int
+	}{
+		{"local, not split", local, 0, 8},
+		{"local, one part", local, 1, 8},
+		{"local, two parts share the CPUs", local, 2, 4},
+		{"local, three parts", local, 3, 2},
+		{"local, parts use every CPU", local, 8, 1},
+		{"local, more parts than CPUs", local, 14, 1},
+		{"separate queriers: every part all shards", separate, 7, 16},
+		{"explicit shards: every part all of them", explicit, 7, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, tc.cfg.ShardsFor(tc.parallel))
 		})
 	}
 }

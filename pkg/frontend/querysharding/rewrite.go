@@ -18,6 +18,7 @@ import (
 // reason label.
 const (
 	reasonDisabled       = "disabled"        // by config or by the request's options
+	reasonParallelParts  = "parallel_parts"  // the split's parts use every CPU already
 	reasonUnparsable     = "unparsable"      // the querier will say why
 	reasonNotShardable   = "not_shardable"   // see shardable
 	reasonAlreadySharded = "already_sharded" // it selects a shard itself

@@ -77,14 +77,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		unsharded: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "neocortex_frontend_unsharded_queries_total",
-			Help: "Range queries answered whole, by reason: disabled, unparsable, not_shardable, already_sharded, or, after running the shards, native_histograms, ties or unexpected_result.",
+			Help: "Range queries answered whole, by reason: disabled, parallel_parts, unparsable, not_shardable, already_sharded, or, after running the shards, native_histograms, ties or unexpected_result.",
 		}, []string{"reason"}),
 		shards: f.NewCounter(prometheus.CounterOpts{
 			Name: "neocortex_frontend_query_shards_total",
 			Help: "Shard queries sent downstream.",
 		}),
 	}
-	for _, r := range []string{reasonDisabled, reasonUnparsable, reasonNotShardable, reasonAlreadySharded, reasonHistograms, reasonTies, reasonUnexpected} {
+	for _, r := range []string{reasonDisabled, reasonParallelParts, reasonUnparsable, reasonNotShardable, reasonAlreadySharded, reasonHistograms, reasonTies, reasonUnexpected} {
 		m.unsharded.WithLabelValues(r)
 	}
 	return m
@@ -117,7 +117,12 @@ func (h *handler) Do(ctx context.Context, r *queryrange.Request) (*queryrange.Re
 		h.metrics.unsharded.WithLabelValues(reasonNotShardable).Inc()
 		return h.next.Do(ctx, r)
 	}
-	pl, reason := newPlan(h.parser, r.Query, h.cfg.TotalShards)
+	shards := h.cfg.ShardsFor(r.Options.Parallel)
+	if shards == 1 && h.cfg.TotalShards > 1 {
+		h.metrics.unsharded.WithLabelValues(reasonParallelParts).Inc()
+		return h.next.Do(ctx, r)
+	}
+	pl, reason := newPlan(h.parser, r.Query, shards)
 	if pl == nil {
 		h.metrics.unsharded.WithLabelValues(reason).Inc()
 		return h.next.Do(ctx, r)
