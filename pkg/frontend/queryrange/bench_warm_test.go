@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -142,4 +143,76 @@ func BenchmarkResultsCacheRawQuery(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRawQueryPassThrough is the frontend's whole path for the
+// answer to BenchmarkResultsCacheRawQuery's raw query, held in memory as
+// transport.HTTPRoundTripper's (111k series, 41 samples each: 141 MB of
+// JSON), with the default middlewares, served over HTTP: its one part is
+// passed on as it came, after the skim that checks it
+// (skimJSONResponse). Uncached: Cache-Control: no-store, as the results
+// cache would store it only after the answer. skim/blocks is the skim
+// alone, skim/bytes its byte loop alone (skipNestedBytes) on the series,
+// which was the whole skim before skimNested.
+func BenchmarkRawQueryPassThrough(b *testing.B) {
+	const series = 111_000
+	step := 15 * time.Second.Milliseconds()
+	start := int64(1_780_000_200_000)
+	end := start + 10*minute
+	body := must[[]byte](b)(EncodeResponse(&Response{Status: statusSuccess, Data: Data{ResultType: model.ValMatrix,
+		Result: rawSeriesMatrix(series, start, end, step)}}))
+
+	b.Run("uncached", func(b *testing.B) {
+		tw := must[Middleware](b)(NewTripperware(testConfig(), Deps{
+			Cache: cache.NewInMemory(1<<20, "bench", prometheus.NewRegistry()), Registerer: prometheus.NewRegistry(),
+		}))
+		h := tenant.Middleware(true, NewHTTPHandler(tw(bodyHandler(map[int64][]byte{start: body})), nil))
+		req := httptest.NewRequest(http.MethodGet, fmt.Sprintf("/api/v1/query_range?query=up&start=%d&end=%d&step=15", start/1000, end/1000), nil)
+		req.Header.Set(tenant.Header, "bench")
+		req.Header.Set("Cache-Control", "no-store")
+		w := &countingWriter{header: http.Header{}}
+		h.ServeHTTP(w, req)
+		require.Equal(b, http.StatusOK, w.code)
+		require.Equal(b, len(body), w.n, "the answer is the querier's")
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			w.n = 0
+			h.ServeHTTP(w, req)
+		}
+	})
+	b.Run("skim/blocks", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			_, _, err := skimJSONResponse(body)
+			require.NoError(b, err)
+		}
+	})
+	b.Run("skim/bytes", func(b *testing.B) {
+		at := bytes.IndexByte(body, '[')
+		b.SetBytes(int64(len(body) - at))
+		for b.Loop() {
+			d := &jsonDecoder{b: body, i: at}
+			d.skipNestedBytes()
+			require.NoError(b, d.err)
+		}
+	})
+}
+
+// countingWriter is an http.ResponseWriter that counts the bytes of the
+// answer and drops them.
+type countingWriter struct {
+	header http.Header
+	code   int
+	n      int
+}
+
+func (w *countingWriter) Header() http.Header  { return w.header }
+func (w *countingWriter) WriteHeader(code int) { w.code = code }
+func (w *countingWriter) Flush()               {}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	w.n += len(b)
+	return len(b), nil
 }

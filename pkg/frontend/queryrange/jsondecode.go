@@ -3,7 +3,6 @@ package queryrange
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -388,93 +387,6 @@ func (d *jsonDecoder) data(data *Data) {
 		}
 	})
 }
-
-// skipSeries skips an array of series, noting whether it is empty.
-func (d *jsonDecoder) skipSeries() {
-	if d.peek() != '[' {
-		d.unexpected("want '['")
-		return
-	}
-	start := d.i
-	d.i++
-	if d.peek() == ']' {
-		d.i++
-		return
-	}
-	d.i = start
-	d.hasSeries = true
-	d.skipNested()
-}
-
-// skipNested skips the array or object at d.i, checking no more than that
-// brackets and braces nest and strings end, without control characters:
-// what is inside is read (or found invalid) only when the series are
-// needed. It goes byte by byte without allocating, many times faster than
-// decoding.
-func (d *jsonDecoder) skipNested() {
-	var stackBuf [64]byte
-	stack := stackBuf[:0] // the closing bracket each open one awaits
-	b, i := d.b, d.i
-	for i < len(b) {
-		c := b[i]
-		i++
-		if skimPlain[c] {
-			continue
-		}
-		switch c {
-		case '[':
-			stack = append(stack, ']')
-		case '{':
-			stack = append(stack, '}')
-		case ']', '}':
-			if len(stack) == 0 || stack[len(stack)-1] != c {
-				d.i = i - 1
-				d.fail("unexpected %q", c)
-				return
-			}
-			stack = stack[:len(stack)-1]
-			if len(stack) == 0 {
-				d.i = i
-				return
-			}
-		case '"':
-			for {
-				for i < len(b) && skimPlainInString[b[i]] {
-					i++
-				}
-				if i >= len(b) {
-					d.i = i
-					d.fail("unexpected end of input")
-					return
-				}
-				c := b[i]
-				i++
-				if c == '"' {
-					break
-				}
-				if c == '\\' {
-					i++
-				} else {
-					d.i = i - 1
-					d.fail("control character in string")
-					return
-				}
-			}
-		}
-	}
-	d.i = len(b)
-	d.fail("unexpected end of input")
-}
-
-// skimPlain marks the bytes skipNested passes over outside strings;
-// skimPlainInString those it passes over inside.
-var skimPlain, skimPlainInString = func() (out, in [256]bool) {
-	for c := range 256 {
-		out[c] = !strings.ContainsRune(`[]{}"`, rune(c))
-		in[c] = c >= 0x20 && c != '"' && c != '\\'
-	}
-	return out, in
-}()
 
 // series reads one series. Its labels are sorted by name, the last kept
 // of labels with the same name, as decoding into a model.Metric would.
