@@ -272,7 +272,7 @@ func verifyBlock(ctx context.Context, b *tsdb.Block) (err error) {
 		return fmt.Errorf("read postings: %w", err)
 	}
 	var (
-		builder labels.ScratchBuilder
+		builder = labels.NewScratchBuilder(0)
 		metas   []chunks.Meta
 		it      chunkenc.Iterator
 	)

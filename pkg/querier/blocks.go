@@ -239,7 +239,7 @@ func (q *blocksQuerier) Select(ctx context.Context, sortSeries bool, hints *stor
 		var (
 			got     []blockSeries
 			queried []string
-			b       labels.ScratchBuilder
+			b       = labels.NewScratchBuilder(0)
 			nc, nb  int
 		)
 		err = recvAll(stream.Recv, func(resp *storegatewaypb.SeriesResponse) error {

@@ -45,7 +45,7 @@ func (e *exemplarQuerier) Select(start, end int64, matchers ...[]*labels.Matcher
 		return nil, promql.ErrStorage{Err: err}
 	}
 	var (
-		b      labels.ScratchBuilder
+		b      = labels.NewScratchBuilder(0)
 		bySer  = map[string]int{}
 		out    = []exemplar.QueryResult{}
 		seenEx = map[string]map[int64]bool{}

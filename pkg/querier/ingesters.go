@@ -437,7 +437,7 @@ func queryIngester(ctx context.Context, c *client.Client, req *ingesterpb.QueryR
 	}
 	var (
 		out seriesList
-		b   labels.ScratchBuilder
+		b   = labels.NewScratchBuilder(0)
 	)
 	err = recvAll(stream.Recv, func(resp *ingesterpb.QueryStreamResponse) error {
 		for _, s := range resp.Series {
@@ -521,7 +521,7 @@ func seriesIngester(ctx context.Context, c *client.Client, req *ingesterpb.Query
 	}
 	var (
 		out []storage.Series
-		b   labels.ScratchBuilder
+		b   = labels.NewScratchBuilder(0)
 	)
 	err = recvAll(stream.Recv, func(resp *ingesterpb.SeriesResponse) error {
 		for _, s := range resp.Series {

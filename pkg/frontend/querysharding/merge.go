@@ -113,10 +113,11 @@ func (p *plan) mergeAggregate(g grid, parts [][]model.Matrix) (model.Matrix, err
 	bySeries := map[string]*aggSeries{}
 	var order []*aggSeries
 	var buf []byte
+	b := labels.NewScratchBuilder(8)
 	for part, shards := range parts {
 		for _, m := range shards {
 			for _, s := range m {
-				lset := metricLabels(s.Metric)
+				lset := metricLabels(&b, s.Metric)
 				buf = lset.Bytes(buf)
 				as := bySeries[string(buf)]
 				if as == nil {
@@ -258,10 +259,11 @@ func (p *plan) mergeK(g grid, shards []model.Matrix) (model.Matrix, error) {
 		groups = map[string]int{}
 		cands  [][][]candidate // [group][step]
 		buf    []byte
+		b      = labels.NewScratchBuilder(8)
 	)
 	for _, m := range shards {
 		for _, s := range m {
-			lset := metricLabels(s.Metric)
+			lset := metricLabels(&b, s.Metric)
 			buf = p.groupKey(buf[:0], lset)
 			gi, ok := groups[string(buf)]
 			if !ok {
@@ -351,9 +353,11 @@ func (p *plan) groupKey(b []byte, lset labels.Labels) []byte {
 	return lset.BytesWithLabels(b, p.grouping...)
 }
 
-// metricLabels converts a series' labels.
-func metricLabels(m model.Metric) labels.Labels {
-	b := labels.NewScratchBuilder(len(m))
+// metricLabels converts a series' labels, building them in b: one
+// builder for a whole answer, as with -tags dedupelabels a new one makes a
+// symbol table of its own.
+func metricLabels(b *labels.ScratchBuilder, m model.Metric) labels.Labels {
+	b.Reset()
 	for k, v := range m {
 		b.Add(string(k), string(v))
 	}

@@ -54,7 +54,7 @@ func TestFromLabels(t *testing.T) {
 			want: labels.FromStrings("__name__", "up", "instance", "h:9090", "job", "api")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var b labels.ScratchBuilder
+			b := labels.NewScratchBuilder(0)
 			got := FromLabels(&b, tc.in)
 			require.Equal(t, tc.want.String(), got.String())
 			require.True(t, labels.Equal(tc.want, got))
@@ -69,7 +69,7 @@ func TestLabelsRoundTrip(t *testing.T) {
 		labels.FromStrings("__name__", "http_requests_total", "code", "200", "method", "GET", "path", "/a b/\"c\""),
 	} {
 		t.Run(ls.String(), func(t *testing.T) {
-			var b labels.ScratchBuilder
+			b := labels.NewScratchBuilder(0)
 			require.True(t, labels.Equal(ls, FromLabels(&b, ToLabels(ls))))
 		})
 	}
@@ -77,7 +77,7 @@ func TestLabelsRoundTrip(t *testing.T) {
 
 func TestFromLabelsReusesBuilderSafely(t *testing.T) {
 	// The builder is reused between calls; earlier results must not change.
-	var b labels.ScratchBuilder
+	b := labels.NewScratchBuilder(0)
 	first := FromLabels(&b, wire("job", "a", "__name__", "up"))
 	second := FromLabels(&b, wire("zone", "z", "instance", "i"))
 	require.Equal(t, `{__name__="up", job="a"}`, first.String())

@@ -306,7 +306,7 @@ func TestSeriesMatchesTSDB(t *testing.T) {
 				want = referenceSeries(t, local, tr.mint, tr.maxt, skipChunks, mc.ms)
 				got, err = querySeries(ctx, t, b, tr.mint, tr.maxt, skipChunks, cloneMatchers(mc.ms))
 				require.NoError(t, err)
-				require.Equal(t, want, got)
+				requireSameSeries(t, want, got)
 			})
 		}
 	}

@@ -230,14 +230,18 @@ type syntheticBlock struct {
 	mint            int64
 }
 
+// syntheticSymbols is the symbol table of all synthetic labels: with
+// -tags dedupelabels, labels.FromStrings would make one per series.
+var syntheticSymbols = labels.NewSymbolTable()
+
 func syntheticLabels(i int) labels.Labels {
-	return labels.FromStrings(
-		"__name__", fmt.Sprintf("metric_%03d", i%200),
-		"instance", fmt.Sprintf("host-%04d", (i/200)%5000),
-		"job", fmt.Sprintf("job-%d", i%10),
-		"pod", fmt.Sprintf("pod-%07d", i/4),
-		"zone", fmt.Sprintf("zone-%d", i%3),
-	)
+	b := labels.NewScratchBuilderWithSymbolTable(syntheticSymbols, 5)
+	b.Add("__name__", fmt.Sprintf("metric_%03d", i%200))
+	b.Add("instance", fmt.Sprintf("host-%04d", (i/200)%5000))
+	b.Add("job", fmt.Sprintf("job-%d", i%10))
+	b.Add("pod", fmt.Sprintf("pod-%07d", i/4))
+	b.Add("zone", fmt.Sprintf("zone-%d", i%3))
+	return b.Labels()
 }
 
 const syntheticStep = 15_000

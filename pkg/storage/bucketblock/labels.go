@@ -134,7 +134,7 @@ func (b *Block) meanSeriesSize() int64 {
 func (b *Block) labelValuesFromSeries(ctx context.Context, name string, refs []storage.SeriesRef, match func(string) bool) ([]string, error) {
 	var (
 		dec     = index.Decoder{LookupSymbol: newSymbolCache(b.header).lookup}
-		builder labels.ScratchBuilder
+		builder = labels.NewScratchBuilder(0)
 		seen    = map[string]struct{}{}
 	)
 	for len(refs) > 0 {

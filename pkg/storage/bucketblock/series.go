@@ -53,7 +53,7 @@ func (b *Block) series(ctx context.Context, mint, maxt int64, skipChunks bool, m
 	}
 	var (
 		dec     = index.Decoder{LookupSymbol: newSymbolCache(b.header).lookup}
-		builder labels.ScratchBuilder
+		builder = labels.NewScratchBuilder(0)
 		chks    []chunks.Meta
 		batch   seriesBatch
 		cr      = chunkReader{b: b}
