@@ -83,11 +83,13 @@ func (i *Ingester) cutAndShip(ctx context.Context, all bool) error {
 func (i *Ingester) cutAndShipTenant(ctx context.Context, db *userDB, all bool) error {
 	i.blockMetrics.compactions.Inc()
 	var err error
+	mint := db.Head().MinTime()
 	if all {
 		err = db.cutAll(i.cfg.BlockRange.Milliseconds())
 	} else {
 		err = db.Compact(ctx)
 	}
+	db.renewSymbols(mint)
 	if err != nil {
 		i.blockMetrics.compactionFailures.Inc()
 		err = fmt.Errorf("cut blocks: %w", err)

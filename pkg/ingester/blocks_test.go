@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -28,6 +29,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
@@ -262,3 +264,64 @@ func (b *failingBucket) Upload(ctx context.Context, name string, r io.Reader, op
 }
 
 var errInjected = errors.New("injected upload failure")
+
+// TestSymbolTableRenewedWhenHeadTruncates checks that the push path's symbol
+// table starts afresh when a cut drops data from the head, and only then,
+// and that series pushed after that are still the same series.
+func TestSymbolTableRenewedWhenHeadTruncates(t *testing.T) {
+	bkt, err := filesystem.NewBucket(t.TempDir())
+	require.NoError(t, err)
+	ing := newShippingIngester(t, t.TempDir(), bkt, func(c *Config) { c.HeadCompactionInterval = time.Hour })
+	defer ing.stop(t)
+	h := time.Hour.Milliseconds()
+	base := time.Now().UnixMilli() / h * h
+	dedupe := labels.ImplementationName == "dedupelabels"
+	// m plus the i values a, b, c: name and value strings "__name__",
+	// "m", "i", "a", "b", "c".
+	const stringsOf3Series = 6
+
+	pushSeries(t, ing.Ingester, "t", 3, base+1)
+	db, err := ing.lookupDB("t")
+	require.NoError(t, err)
+	if dedupe {
+		require.Equal(t, stringsOf3Series, db.symbolTable().Len())
+	}
+
+	// The head spans less than 1.5 block ranges: nothing is cut, the
+	// table stays.
+	require.NoError(t, ing.cutAndShip(context.Background(), false))
+	require.Empty(t, db.Blocks())
+	if dedupe {
+		require.Equal(t, stringsOf3Series, db.symbolTable().Len())
+	}
+
+	// Two hours on, the first hour is cut and leaves the head: a new table.
+	pushSeries(t, ing.Ingester, "t", 3, base+2*h)
+	require.NoError(t, ing.cutAndShip(context.Background(), false))
+	require.Len(t, db.Blocks(), 1)
+	if dedupe {
+		require.Zero(t, db.symbolTable().Len())
+	}
+
+	// The same series again, their labels now built in the new table:
+	// the head finds them, and makes no new ones.
+	pushSeries(t, ing.Ingester, "t", 3, base+2*h+1000)
+	require.Equal(t, uint64(3), db.Head().NumSeries())
+	if dedupe {
+		require.Equal(t, stringsOf3Series, db.symbolTable().Len())
+	}
+	var got []string
+	require.NoError(t, ing.QueryChunks(tenant.WithTenant(context.Background(), "t"), "t", &ingesterpb.QueryRequest{
+		StartMs:  base + 2*h,
+		EndMs:    base + 3*h,
+		Matchers: []*ingesterpb.LabelMatcher{{Type: ingesterpb.LabelMatcher_EQ, Name: "__name__", Value: "m"}},
+	}, func(lset labels.Labels, metas []chunks.Meta) error {
+		n := 0
+		for _, m := range metas {
+			n += m.Chunk.NumSamples()
+		}
+		got = append(got, fmt.Sprintf("%s %d", lset, n))
+		return nil
+	}))
+	require.Equal(t, []string{`{__name__="m", i="a"} 2`, `{__name__="m", i="b"} 2`, `{__name__="m", i="c"} 2`}, got)
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/compression"
 	"github.com/thanos-io/objstore"
@@ -398,6 +399,7 @@ func (i *Ingester) openDB(tenant string) (*userDB, error) {
 	limiter.enforce.Store(true)
 	i.logger.Debug("opened TSDB", "tenant", tenant, "series", db.Head().NumSeries(), "duration", time.Since(start))
 	u := &userDB{DB: db, limiter: limiter, metadata: newMetadataStore(), shipper: ship}
+	u.symbols.Store(labels.NewSymbolTable())
 	u.oooWindow.Store(window)
 	u.maxExemplars.Store(exemplars)
 	u.exemplarsUsed.Store(exemplarsUsed)

@@ -70,7 +70,8 @@ func (i *Ingester) PushWriteRequest(ctx context.Context, tenantID string, wr *pr
 	var (
 		app       = db.Appender(ctx)
 		getRef, _ = app.(storage.GetRef)
-		b         labels.ScratchBuilder
+		syms      = db.symbolTable()
+		b         = labels.NewScratchBuilderWithSymbolTable(syms, 16)
 		scratch   labels.Labels
 		appended  int
 		rejected  int
@@ -103,9 +104,9 @@ func (i *Ingester) PushWriteRequest(ctx context.Context, tenantID string, wr *pr
 		}
 		if ref == 0 {
 			// A new series: the head keeps its labels, which must not be
-			// overwritten by the next series. (With the default
-			// stringlabels, Copy also copies the strings out of the
-			// request buffer.)
+			// overwritten by the next series. (With stringlabels, Copy
+			// also copies the strings out of the request buffer; with
+			// dedupelabels the table already holds copies.)
 			lset = lset.Copy()
 		}
 		for si, s := range ts.Samples {
@@ -153,7 +154,7 @@ func (i *Ingester) PushWriteRequest(ctx context.Context, tenantID string, wr *pr
 			reject(reason, 1, fmt.Errorf("%w at timestamp %d", err, h.Timestamp), ts)
 		}
 		if ref != 0 && len(ts.Exemplars) > 0 {
-			okEx, badEx := appendExemplars(app, ref, lset, ts.Exemplars)
+			okEx, badEx := appendExemplars(app, syms, ref, lset, ts.Exemplars)
 			exemplars += okEx
 			discardedExemplars += badEx
 		}
@@ -206,8 +207,8 @@ func hasExemplars(wr *prompb.WriteRequest) bool {
 // appendExemplars appends a series' exemplars. A refused exemplar never
 // fails the push (as in Prometheus); duplicates, which a retried push
 // brings, are neither appended nor counted as refused.
-func appendExemplars(app storage.Appender, ref storage.SeriesRef, lset labels.Labels, exs []prompb.Exemplar) (appended, refused int) {
-	var b labels.ScratchBuilder
+func appendExemplars(app storage.Appender, syms *labels.SymbolTable, ref storage.SeriesRef, lset labels.Labels, exs []prompb.Exemplar) (appended, refused int) {
+	b := labels.NewScratchBuilderWithSymbolTable(syms, 4)
 	for _, e := range exs {
 		b.Reset()
 		for _, l := range e.Labels {

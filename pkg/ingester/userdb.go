@@ -29,6 +29,13 @@ type userDB struct {
 	exemplarsMu   sync.Mutex // serializes the switch
 	metadata      *metadataStore
 	shipper       *shipper // nil when blocks stay local
+	// symbols is the table the labels of new series are built in. With
+	// -tags dedupelabels (the project's builds) a series' labels are
+	// numbers into such a table, which the head shares among all its
+	// series; otherwise it is empty and unused. It only grows, so it is
+	// replaced when the head drops old series (resetSymbolsIfTruncated),
+	// as the head rebuilds its own.
+	symbols atomic.Pointer[labels.SymbolTable]
 	// configMu keeps ApplyConfig away from appends: enabling out-of-order
 	// ingestion at run time sets the head's WBL, which Commit reads
 	// unguarded. Appends hold it shared, ApplyConfig exclusively.
@@ -47,6 +54,20 @@ func (d *userDB) applyConfig(oooWindowMs, maxExemplars int64) error {
 	d.oooWindow.Store(oooWindowMs)
 	d.maxExemplars.Store(maxExemplars)
 	return nil
+}
+
+// symbolTable is the table to build the labels of pushed series in.
+func (d *userDB) symbolTable() *labels.SymbolTable { return d.symbols.Load() }
+
+// renewSymbols gives the push path a new symbol table if the head no longer
+// starts at mint, that is if it dropped old data (truncation after a block
+// was cut). The head then rebuilt its own table from the series it kept,
+// while the old one holds the strings of every series pushed since it was
+// made; renewing it keeps it from growing with churn.
+func (d *userDB) renewSymbols(mint int64) {
+	if d.Head().MinTime() != mint {
+		d.symbols.Store(labels.NewSymbolTable())
+	}
 }
 
 // limitError is the refusal of a new series by a series limit.
