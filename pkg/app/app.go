@@ -49,6 +49,7 @@ import (
 	"github.com/neocortex-metrics/neocortex/pkg/storegateway/storegatewaypb"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
 	"github.com/neocortex-metrics/neocortex/pkg/validation"
+	"github.com/neocortex-metrics/neocortex/pkg/version"
 )
 
 // Module names. The user-facing ones are also -target values.
@@ -229,7 +230,9 @@ func (a *App) Start(ctx context.Context) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	a.Logger.Info("neocortex is ready", "targets", a.Cfg.Target, "http", a.Server.HTTPAddr(), "grpc", a.Server.GRPCAddr())
+	v := version.Get()
+	a.Logger.Info("neocortex is ready", "targets", a.Cfg.Target, "http", a.Server.HTTPAddr(), "grpc", a.Server.GRPCAddr(),
+		"version", v.Version, "revision", v.Revision, "labels", v.Labels)
 	return nil
 }
 

@@ -6,6 +6,8 @@ package version
 import (
 	"runtime"
 	"runtime/debug"
+
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 // Version is the release, "dev" for builds from a work tree.
@@ -18,11 +20,14 @@ type Info struct {
 	Branch    string
 	BuildDate string
 	GoVersion string
+	// Labels is the labels implementation built in: "dedupelabels" (the
+	// Makefile's builds) or "stringlabels" (a build without tags).
+	Labels string
 }
 
 // Get returns the build information.
 func Get() Info {
-	info := Info{Version: Version, GoVersion: runtime.Version(), Revision: "unknown"}
+	info := Info{Version: Version, GoVersion: runtime.Version(), Revision: "unknown", Labels: labels.ImplementationName}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			switch s.Key {
