@@ -24,7 +24,7 @@ test:
 # The packages that build labels, with Prometheus's default labels
 # implementation (stringlabels), as "go run ./cmd/neocortex" builds them.
 test-stringlabels:
-	$(GO) test -tags= -count=1 -timeout 15m ./pkg/ingester/... ./pkg/querier/... ./pkg/storage/... ./pkg/compactor/...
+	$(GO) test -tags= -count=1 -timeout 15m ./pkg/ingester/... ./pkg/querier/... ./pkg/storage/... ./pkg/compactor/... ./pkg/frontend/querysharding/...
 
 # Real-process suites (build tag "integration"): Neocortex processes with a
 # real Prometheus and etcd, installed from Debian packages where missing.
