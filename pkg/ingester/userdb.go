@@ -33,7 +33,7 @@ type userDB struct {
 	// -tags dedupelabels (the project's builds) a series' labels are
 	// numbers into such a table, which the head shares among all its
 	// series; otherwise it is empty and unused. It only grows, so it is
-	// replaced when the head drops old series (resetSymbolsIfTruncated),
+	// replaced when the head drops old series (renewSymbols),
 	// as the head rebuilds its own.
 	symbols atomic.Pointer[labels.SymbolTable]
 	// configMu keeps ApplyConfig away from appends: enabling out-of-order
