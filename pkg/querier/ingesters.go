@@ -393,6 +393,7 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 		q.mu.Unlock()
 		warning = w
 		for _, r := range results {
+			n := 0
 			r.filter(func(s *fetchedSeries) bool {
 				if !r.inShard && !shard.Contains(s.lset) {
 					return false
@@ -402,9 +403,14 @@ func (q *ingesterQuerier) Select(ctx context.Context, sortSeries bool, hints *st
 				}
 				chunksFetched += len(s.metas)
 				bytesFetched += s.bytes
-				uniqueSeries++
+				n++
 				return true
 			})
+			uniqueSeries += n
+			if req.Unsorted && wantsPresort(hints, n) {
+				sets = append(sets, sortedSeriesSet(r, n))
+				continue
+			}
 			sets = append(sets, newFetchedSeriesSet(r))
 		}
 	}
