@@ -141,8 +141,16 @@ const (
 	shardTestT      = int64(1_700_000_000_000)
 )
 
+// shardTestSymbols is the symbol table of all shardTestLabels: with -tags
+// dedupelabels, labels.FromStrings would make one per call.
+var shardTestSymbols = labels.NewSymbolTable()
+
 func shardTestLabels(i int) labels.Labels {
-	return labels.FromStrings("__name__", "m", "job", fmt.Sprintf("job-%d", i%7), "i", fmt.Sprintf("%03d", i))
+	b := labels.NewScratchBuilderWithSymbolTable(shardTestSymbols, 3)
+	b.Add("__name__", "m")
+	b.Add("i", fmt.Sprintf("%03d", i))
+	b.Add("job", fmt.Sprintf("job-%d", i%7))
+	return b.Labels()
 }
 
 // recorder records what an ingester or store-gateway is asked, and how
