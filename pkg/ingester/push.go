@@ -154,7 +154,7 @@ func (i *Ingester) PushWriteRequest(ctx context.Context, tenantID string, wr *pr
 			reject(reason, 1, fmt.Errorf("%w at timestamp %d", err, h.Timestamp), ts)
 		}
 		if ref != 0 && len(ts.Exemplars) > 0 {
-			okEx, badEx := appendExemplars(app, syms, ref, lset, ts.Exemplars)
+			okEx, badEx := appendExemplars(app, db.exemplarSymbolTable(), ref, lset, ts.Exemplars)
 			exemplars += okEx
 			discardedExemplars += badEx
 		}

@@ -36,6 +36,13 @@ type userDB struct {
 	// replaced when the head drops old series (renewSymbols),
 	// as the head rebuilds its own.
 	symbols atomic.Pointer[labels.SymbolTable]
+	// exemplarSymbols is the table exemplars' labels are built in. Their
+	// values (trace IDs) are mostly unique, and in the series' table they
+	// would pile up until the next cut; this one is renewed once it holds
+	// more strings than the exemplar storage has exemplars
+	// (exemplarSymbolTable), and an old one lives only while exemplars
+	// still in the storage point into it.
+	exemplarSymbols atomic.Pointer[labels.SymbolTable]
 	// configMu keeps ApplyConfig away from appends: enabling out-of-order
 	// ingestion at run time sets the head's WBL, which Commit reads
 	// unguarded. Appends hold it shared, ApplyConfig exclusively.
@@ -58,6 +65,19 @@ func (d *userDB) applyConfig(oooWindowMs, maxExemplars int64) error {
 
 // symbolTable is the table to build the labels of pushed series in.
 func (d *userDB) symbolTable() *labels.SymbolTable { return d.symbols.Load() }
+
+// exemplarSymbolTable is the table to build exemplar labels in: renewed
+// when it holds more than the exemplar storage's size in strings (plus
+// 1024, for the names and the first exemplars).
+func (d *userDB) exemplarSymbolTable() *labels.SymbolTable {
+	t := d.exemplarSymbols.Load()
+	if t != nil && t.Len() <= int(d.maxExemplars.Load())+1024 {
+		return t
+	}
+	t = labels.NewSymbolTable() // nil without -tags dedupelabels
+	d.exemplarSymbols.Store(t)
+	return t
+}
 
 // renewSymbols gives the push path a new symbol table if the head no longer
 // starts at mint, that is if it dropped old data (truncation after a block
