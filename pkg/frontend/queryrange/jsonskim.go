@@ -153,11 +153,10 @@ func blockMasks(blk *[64]byte) (quotes, brackets, others uint64) {
 // 'y', DEL); and not exactly, but not 0 when there is one, backslashes and
 // control characters.
 func wordMasks(w uint64) (quotes, brackets, others uint64) {
-	q := w ^ '"'*ones
-	quotes = ^((q&low7 + low7) | q) & high
-	br := (w | 0x20*ones) ^ '{'*ones
-	br &^= 0x06 * ones
-	brackets = ^((br&low7 + low7) | br) & high
+	quotes = eqBytes(w, '"'*ones)
+	// '[' 0x5b, ']' 0x5d, '{' 0x7b and '}' 0x7d are 0x79 with 0x20 set
+	// and bits 0x06 cleared.
+	brackets = eqBytes((w|0x20*ones)&^(0x06*ones), 0x79*ones)
 	bs := w ^ '\\'*ones
 	others = (bs-ones)&^bs | (w-0x20*ones)&^w
 	return quotes, brackets, others & high
