@@ -7,7 +7,6 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/util/annotations"
 )
 
 // presortMinSeries is how many series an unsorted answer to a plain
@@ -28,30 +27,15 @@ func wantsPresort(hints *storage.SelectHints, numSeries int) bool {
 // sortedSeriesSet is the series of l in label order, sorted by
 // sortParallel.
 func sortedSeriesSet(l seriesList, n int) storage.SeriesSet {
-	all := make([]*fetchedSeries, 0, n)
+	all := make([]storage.Series, 0, n)
 	for _, p := range l.pages {
 		for i := range p {
 			all = append(all, &p[i])
 		}
 	}
-	all = sortParallel(all, runtime.GOMAXPROCS(0), func(a, b *fetchedSeries) int { return labels.Compare(a.lset, b.lset) })
-	return &orderedSeriesSet{series: all, idx: -1}
+	all = sortParallel(all, runtime.GOMAXPROCS(0), func(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
+	return &listSeriesSet{series: all, idx: -1}
 }
-
-// orderedSeriesSet iterates series given in order.
-type orderedSeriesSet struct {
-	series []*fetchedSeries
-	idx    int
-}
-
-func (s *orderedSeriesSet) Next() bool {
-	s.idx++
-	return s.idx < len(s.series)
-}
-
-func (s *orderedSeriesSet) At() storage.Series                { return s.series[s.idx] }
-func (s *orderedSeriesSet) Err() error                        { return nil }
-func (s *orderedSeriesSet) Warnings() annotations.Annotations { return nil }
 
 // sortParallel sorts s by cmp, not stably, with up to workers goroutines:
 // each sorts a part of s, then the parts are merged pairwise, pairs in
