@@ -70,8 +70,8 @@ func (i *Ingester) PushWriteRequest(ctx context.Context, tenantID string, wr *pr
 	var (
 		app       = db.Appender(ctx)
 		getRef, _ = app.(storage.GetRef)
-		syms      = db.symbolTable()
-		b         = labels.NewScratchBuilderWithSymbolTable(syms, 16)
+		b         = labels.NewScratchBuilderWithSymbolTable(db.symbolTable(), 16)
+		exSyms    *labels.SymbolTable // taken at the push's first exemplar
 		scratch   labels.Labels
 		appended  int
 		rejected  int
@@ -154,7 +154,10 @@ func (i *Ingester) PushWriteRequest(ctx context.Context, tenantID string, wr *pr
 			reject(reason, 1, fmt.Errorf("%w at timestamp %d", err, h.Timestamp), ts)
 		}
 		if ref != 0 && len(ts.Exemplars) > 0 {
-			okEx, badEx := appendExemplars(app, db.exemplarSymbolTable(), ref, lset, ts.Exemplars)
+			if exSyms == nil {
+				exSyms = db.exemplarSymbolTable()
+			}
+			okEx, badEx := appendExemplars(app, exSyms, ref, lset, ts.Exemplars)
 			exemplars += okEx
 			discardedExemplars += badEx
 		}
