@@ -5,9 +5,12 @@ GOBIN ?= $(shell $(GO) env GOPATH)/bin
 # Build tags of every build and test. dedupelabels stores a series' labels as
 # numbers into a symbol table its TSDB head shares, which takes a quarter
 # off an ingester's memory per series (docs/operations.md); the code also
-# builds and passes its tests without it (make test-stringlabels). Exported
-# through GOFLAGS so that scripts and tests that run "go build" use it too.
-TAGS ?= dedupelabels
+# builds and passes its tests without it (make test-stringlabels).
+# disable_grpc_modules leaves out the GCS client's gRPC DirectPath (xDS,
+# Envoy's protos), which the GCS backend never uses (it speaks GCS's JSON
+# API): 13 MB less binary and 10 MB less RSS in every process. Exported
+# through GOFLAGS so that scripts and tests that run "go build" use them too.
+TAGS ?= dedupelabels,disable_grpc_modules
 export GOFLAGS := $(strip $(GOFLAGS) -tags=$(TAGS))
 
 .PHONY: all build test test-stringlabels integration bench generate lint fmt clean
