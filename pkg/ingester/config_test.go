@@ -7,29 +7,35 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestConfigStripeSize: the head's stripe count must be a power of two.
-func TestConfigStripeSize(t *testing.T) {
+// TestConfigValidateTSDB: the head's stripe count must be a power of two,
+// and its chunks write buffer what Prometheus accepts, caught at startup.
+func TestConfigValidateTSDB(t *testing.T) {
 	for _, tc := range []struct {
-		stripes int
-		err     string
+		stripes, writeBuffer int
+		err                  string
 	}{
-		{1024, ""},
-		{1, ""},
-		{16384, ""},
-		{0, "ingester.tsdb_stripe_size 0 must be a power of two"},
-		{-2, "ingester.tsdb_stripe_size -2 must be a power of two"},
-		{1000, "ingester.tsdb_stripe_size 1000 must be a power of two"},
+		{1024, 128 << 10, ""},
+		{1, 64 << 10, ""},
+		{16384, 8 << 20, ""},
+		{0, 128 << 10, "ingester.tsdb_stripe_size 0 must be a power of two"},
+		{-2, 128 << 10, "ingester.tsdb_stripe_size -2 must be a power of two"},
+		{1000, 128 << 10, "ingester.tsdb_stripe_size 1000 must be a power of two"},
+		{1024, 63 << 10, "ingester.tsdb_head_chunks_write_buffer_size_bytes 64512 must be a multiple of 1024 from 65536 to 8388608"},
+		{1024, 8<<20 + 1024, "ingester.tsdb_head_chunks_write_buffer_size_bytes 8389632 must be a multiple of 1024 from 65536 to 8388608"},
+		{1024, 100000, "ingester.tsdb_head_chunks_write_buffer_size_bytes 100000 must be a multiple of 1024 from 65536 to 8388608"},
+		{1024, 0, "ingester.tsdb_head_chunks_write_buffer_size_bytes 0 must be a multiple of 1024 from 65536 to 8388608"},
 	} {
 		var cfg Config
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
 		cfg.RegisterFlags(fs)
 		require.NoError(t, fs.Parse(nil))
 		require.Equal(t, 1024, cfg.StripeSize, "the default")
+		require.Equal(t, 128<<10, cfg.HeadChunksWriteBufferSize, "the default")
 		cfg.Ring.InstanceID = "test"
-		cfg.StripeSize = tc.stripes
+		cfg.StripeSize, cfg.HeadChunksWriteBufferSize = tc.stripes, tc.writeBuffer
 		err := cfg.Validate()
 		if tc.err == "" {
-			require.NoError(t, err, "%d stripes", tc.stripes)
+			require.NoError(t, err, "%d stripes, %d bytes", tc.stripes, tc.writeBuffer)
 			continue
 		}
 		require.EqualError(t, err, tc.err)

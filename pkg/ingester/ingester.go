@@ -374,6 +374,7 @@ func (i *Ingester) openDB(tenant string) (*userDB, error) {
 	// queries read recent data from several replicas anyway.
 	opts.IsolationDisabled = true
 	opts.StripeSize = i.cfg.StripeSize
+	opts.HeadChunksWriteBufferSize = i.cfg.HeadChunksWriteBufferSize
 	logger := i.logger.With("tenant", tenant)
 	var ship *shipper
 	if i.deps.Bucket != nil {
