@@ -31,12 +31,22 @@ func newTestIngester(t *testing.T) *Ingester {
 // when the test ends, if it still runs.
 func startTestIngester(t *testing.T, dir string) *Ingester {
 	t.Helper()
+	return startLimitedIngester(t, dir, nil)
+}
+
+// startLimitedIngester is startTestIngester with the default limits
+// changed by change (if not nil).
+func startLimitedIngester(t *testing.T, dir string, change func(*limits.Limits)) *Ingester {
+	t.Helper()
 	var cfg Config
 	var lim limits.Limits
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
 	lim.RegisterFlags(fs)
 	require.NoError(t, fs.Parse(nil))
+	if change != nil {
+		change(&lim)
+	}
 	cfg.DataDir = dir
 	cfg.Ring.InstanceID = "test"
 	kv, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)

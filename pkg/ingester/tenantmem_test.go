@@ -1,13 +1,19 @@
 package ingester
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
+
+	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
+	"github.com/neocortex-metrics/neocortex/pkg/limits"
+	"github.com/neocortex-metrics/neocortex/pkg/tenant"
 )
 
 // TestTenantHeapWhenChunksAreMapped: once a tenant's first head chunk is
@@ -56,6 +62,94 @@ func TestTenantHeapWhenChunksAreMapped(t *testing.T) {
 			t.Logf("heap per tenant when its chunks are mapped: %d bytes", growth)
 			require.Greater(t, growth, int64(tc.writeBuffer), "the buffer is allocated")
 			require.Less(t, growth, tc.maxGrowth)
+		})
+	}
+}
+
+// TestTenantHeapAfterABurstOfNewSeries: a push of many new series is
+// committed in parts, so that the WAL of its tenant, which keeps a
+// compression buffer as big as its largest record, does not keep one of
+// a whole push's new series (470 KB for 2000 of them). All the series are
+// in the WAL: a restart finds them.
+func TestTenantHeapAfterABurstOfNewSeries(t *testing.T) {
+	const (
+		tenants = 20
+		series  = 2000
+	)
+	perTenant := map[int]int64{}
+	for _, perPush := range []int{series, 250} {
+		dir := t.TempDir()
+		ing := newShippingIngester(t, dir, nil, nil)
+		before := liveHeap()
+		for i := range tenants {
+			for from := 0; from < series; from += perPush {
+				pushBurst(t, ing.Ingester, fmt.Sprintf("t%d", i), from, perPush)
+			}
+		}
+		perTenant[perPush] = (int64(liveHeap()) - int64(before)) / tenants
+		ing.stop(t)
+
+		ing = newShippingIngester(t, dir, nil, nil)
+		for i := range tenants {
+			db, err := ing.lookupDB(fmt.Sprintf("t%d", i))
+			require.NoError(t, err)
+			require.NotNil(t, db, "tenant t%d reopened", i)
+			require.Equal(t, uint64(series), db.Head().NumSeries(), "series of tenant t%d after the WAL replay", i)
+		}
+		ing.stop(t)
+	}
+	t.Logf("heap per tenant: %d bytes with one push of %d series, %d with pushes of 250", perTenant[series], series, perTenant[250])
+	require.Less(t, perTenant[series]-perTenant[250], int64(64<<10), "what one big push costs a tenant more")
+}
+
+// pushBurst pushes n new series of 10 labels, numbered from, with a sample each.
+func pushBurst(t *testing.T, ing *Ingester, tenantID string, from, n int) {
+	t.Helper()
+	require.NoError(t, pushBurstErr(t, ing, tenantID, from, n))
+}
+
+// pushBurstErr is pushBurst that returns the push's error.
+func pushBurstErr(t *testing.T, ing *Ingester, tenantID string, from, n int) error {
+	t.Helper()
+	req := &prompb.WriteRequest{}
+	for i := from; i < from+n; i++ {
+		ls := []prompb.Label{{Name: "__name__", Value: "http_requests_total"}}
+		for j := range 8 {
+			ls = append(ls, prompb.Label{Name: fmt.Sprintf("label_%d", j), Value: fmt.Sprintf("value-%d-%d", j, i%(10*(j+1)))})
+		}
+		ls = append(ls, prompb.Label{Name: "series", Value: fmt.Sprintf("series-%08d", i)})
+		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{Labels: ls, Samples: []prompb.Sample{{Timestamp: 1000, Value: float64(i)}}})
+	}
+	buf, err := req.Marshal()
+	require.NoError(t, err)
+	_, err = ing.Push(tenant.WithTenant(context.Background(), tenantID), &ingesterpb.PushRequest{WriteRequest: buf})
+	return err
+}
+
+// TestPushOfManyNewSeriesOverTheLimit: a push committed in parts still
+// creates series up to the tenant's limit and no further, and reports the
+// rest as one error.
+func TestPushOfManyNewSeriesOverTheLimit(t *testing.T) {
+	for _, tc := range []struct {
+		limit, push, created int
+		err                  string
+	}{
+		{limit: 1000, push: 300, created: 300},
+		{limit: 200, push: 300, created: 200, err: "ingester rejected 100 of 300 samples; first: per-tenant series limit of 200 reached (max_series_per_user)"},
+		{limit: 129, push: 300, created: 129, err: "ingester rejected 171 of 300 samples; first: per-tenant series limit of 129 reached (max_series_per_user)"},
+		{limit: 128, push: 129, created: 128, err: "ingester rejected 1 of 129 samples; first: per-tenant series limit of 128 reached (max_series_per_user)"},
+	} {
+		t.Run(fmt.Sprintf("limit=%d,push=%d", tc.limit, tc.push), func(t *testing.T) {
+			ing := startLimitedIngester(t, t.TempDir(), func(l *limits.Limits) { l.MaxSeriesPerUser = tc.limit })
+			err := pushBurstErr(t, ing, "t", 0, tc.push)
+			if tc.err == "" {
+				require.NoError(t, err)
+			} else {
+				require.ErrorContains(t, err, tc.err)
+			}
+			db, err := ing.lookupDB("t")
+			require.NoError(t, err)
+			require.Equal(t, uint64(tc.created), db.Head().NumSeries())
 		})
 	}
 }
