@@ -19,6 +19,7 @@ type blockMetrics struct {
 	compactions        prometheus.Counter
 	compactionFailures prometheus.Counter
 	flushes            prometheus.Counter
+	idleCuts           prometheus.Counter
 }
 
 func newBlockMetrics(reg prometheus.Registerer) *blockMetrics {
@@ -34,6 +35,10 @@ func newBlockMetrics(reg prometheus.Registerer) *blockMetrics {
 		flushes: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "neocortex_ingester_flushes_total",
 			Help: "Flushes: the whole head of every tenant cut into blocks and shipped.",
+		}),
+		idleCuts: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "neocortex_ingester_idle_head_cuts_total",
+			Help: "Whole heads of tenants that had sent nothing for head_compaction_idle_timeout, cut into blocks.",
 		}),
 	}
 }
@@ -82,6 +87,11 @@ func (i *Ingester) cutAndShip(ctx context.Context, all bool) error {
 
 func (i *Ingester) cutAndShipTenant(ctx context.Context, db *userDB, all bool) error {
 	i.blockMetrics.compactions.Inc()
+	if !all && i.idle(db) {
+		// Its head would not grow to 1.5 block ranges any more.
+		all = true
+		i.blockMetrics.idleCuts.Inc()
+	}
 	var err error
 	mint := db.Head().MinTime()
 	if all {
@@ -99,6 +109,13 @@ func (i *Ingester) cutAndShipTenant(ctx context.Context, db *userDB, all bool) e
 	}
 	_, serr := db.shipper.Sync(ctx, db.Blocks())
 	return errors.Join(err, serr)
+}
+
+// idle reports whether the tenant has series in its head and has sent no
+// sample for head_compaction_idle_timeout.
+func (i *Ingester) idle(db *userDB) bool {
+	timeout := i.cfg.HeadCompactionIdleTimeout
+	return timeout > 0 && db.Head().NumSeries() > 0 && time.Since(time.Unix(0, db.lastAppend.Load())) >= timeout
 }
 
 // cutAll cuts the whole head into blocks aligned to the block range (a

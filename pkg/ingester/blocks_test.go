@@ -325,3 +325,63 @@ func TestSymbolTableRenewedWhenHeadTruncates(t *testing.T) {
 	}))
 	require.Equal(t, []string{`{__name__="m", i="a"} 2`, `{__name__="m", i="b"} 2`, `{__name__="m", i="c"} 2`}, got)
 }
+
+// TestIdleTenantHeadIsCutAndShipped: the head of a tenant that has sent
+// nothing for head_compaction_idle_timeout is cut whole and shipped, as
+// the head of a busy tenant is not until it spans 1.5 block ranges: else
+// the last hours of a tenant that stopped writing would stay in its head,
+// out of the bucket, and out of the answers once queries for their time
+// stop asking the ingesters (querier.query_ingesters_within). The tenant
+// may write again, after what was cut.
+func TestIdleTenantHeadIsCutAndShipped(t *testing.T) {
+	h := time.Hour.Milliseconds()
+	for _, tc := range []struct {
+		idleTimeout time.Duration
+		wantBlocks  int
+	}{
+		{idleTimeout: 300 * time.Millisecond, wantBlocks: 2},
+		{idleTimeout: 0, wantBlocks: 0}, // off
+	} {
+		t.Run(fmt.Sprintf("timeout=%s", tc.idleTimeout), func(t *testing.T) {
+			bkt, err := filesystem.NewBucket(t.TempDir())
+			require.NoError(t, err)
+			ing := newShippingIngester(t, t.TempDir(), bkt, func(c *Config) {
+				c.HeadCompactionInterval = 50 * time.Millisecond
+				c.HeadCompactionIdleTimeout = tc.idleTimeout
+			})
+			defer ing.stop(t)
+			// 3 series × 2 samples over two 1h block ranges.
+			pushSeries(t, ing.Ingester, "idle", 3, h/2, h+h/4)
+			// The busy tenant writes on, its head within one range.
+			busy := h / 2
+			wait := 3 * time.Second
+			if tc.wantBlocks == 0 {
+				wait = time.Second // 20 cycles
+			}
+			for deadline := time.Now().Add(wait); time.Now().Before(deadline); {
+				busy++
+				pushSeries(t, ing.Ingester, "busy", 3, busy)
+				if len(bucketBlocks(t, bkt, "idle")) == tc.wantBlocks && tc.wantBlocks > 0 {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			blocks, samples, _ := samplesInBucket(t, bkt, "idle")
+			require.Equal(t, tc.wantBlocks, blocks)
+			require.Equal(t, 3*2*tc.wantBlocks/2, samples)
+			require.Empty(t, bucketBlocks(t, bkt, "busy"))
+			db, err := ing.lookupDB("idle")
+			require.NoError(t, err)
+			wantSeries := uint64(3)
+			if tc.wantBlocks > 0 {
+				wantSeries = 0
+			}
+			require.Equal(t, wantSeries, db.Head().NumSeries(), "series left in the idle tenant's head")
+			require.Equal(t, float64(tc.wantBlocks/2), testutil.ToFloat64(ing.blockMetrics.idleCuts))
+
+			// Writing again, after what was cut, is accepted.
+			pushSeries(t, ing.Ingester, "idle", 3, 2*h)
+			require.Equal(t, uint64(3), db.Head().NumSeries())
+		})
+	}
+}

@@ -24,6 +24,9 @@ type Config struct {
 	// HeadCompactionInterval is how often heads are checked for blocks to
 	// cut, and new blocks shipped.
 	HeadCompactionInterval time.Duration `yaml:"head_compaction_interval"`
+	// HeadCompactionIdleTimeout: a tenant that has sent nothing for this
+	// long has its whole head cut into blocks and shipped (0 = never).
+	HeadCompactionIdleTimeout time.Duration `yaml:"head_compaction_idle_timeout"`
 	// ShipConcurrency is how many tenants' blocks are cut and shipped at once.
 	ShipConcurrency int `yaml:"ship_concurrency"`
 	// LimitsReloadPeriod is how often runtime changes of per-tenant TSDB
@@ -46,6 +49,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.BlockRange, "ingester.block-ranges-period", 2*time.Hour, "Time span of the TSDB blocks cut from the head and shipped to the bucket.")
 	f.DurationVar(&c.Retention, "ingester.retention-period", 6*time.Hour, "How long local blocks are kept after shipping, counted from their newest sample; must cover querier.query_ingesters_within.")
 	f.DurationVar(&c.HeadCompactionInterval, "ingester.head-compaction-interval", time.Minute, "How often heads are checked for blocks to cut, and new blocks shipped.")
+	f.DurationVar(&c.HeadCompactionIdleTimeout, "ingester.head-compaction-idle-timeout", time.Hour, "A tenant that has sent no sample for this long has its whole head cut into blocks and shipped, so that its last hours reach the bucket before queries for them stop asking the ingesters (querier.query_ingesters_within); samples older than the cut are refused afterwards. 0 = never: a head is cut only when it spans 1.5 block ranges.")
 	f.IntVar(&c.ShipConcurrency, "ingester.ship-concurrency", 4, "How many tenants' blocks are cut and shipped at once.")
 	f.DurationVar(&c.LimitsReloadPeriod, "ingester.limits-reload-period", 10*time.Second, "How often per-tenant TSDB settings from the runtime config are applied.")
 	f.IntVar(&c.StripeSize, "ingester.tsdb-stripe-size", 1024, "Lock stripes of each tenant's head series map, a power of two. Each costs about 240 bytes per tenant (Prometheus's 16384 cost 3.9 MB per tenant); more only help many concurrent writes of one tenant.")
@@ -72,6 +76,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HeadCompactionInterval <= 0 || c.ShipConcurrency < 1 {
 		return errors.New("ingester.head_compaction_interval and ingester.ship_concurrency must be positive")
+	}
+	if c.HeadCompactionIdleTimeout < 0 {
+		return errors.New("ingester.head_compaction_idle_timeout must not be negative")
 	}
 	if c.LimitsReloadPeriod <= 0 {
 		return errors.New("ingester.limits_reload_period must be positive")

@@ -404,5 +404,6 @@ func (i *Ingester) openDB(tenant string) (*userDB, error) {
 	u.oooWindow.Store(window)
 	u.maxExemplars.Store(exemplars)
 	u.exemplarsUsed.Store(exemplarsUsed)
+	u.lastAppend.Store(time.Now().UnixNano())
 	return u, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/grafana/dskit/httpgrpc"
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -184,6 +185,9 @@ func (i *Ingester) PushWriteRequest(ctx context.Context, tenantID string, wr *pr
 	}
 	if err := app.Commit(); err != nil {
 		return fmt.Errorf("commit to TSDB of tenant %s: %w", tenantID, err)
+	}
+	if appended > 0 {
+		db.lastAppend.Store(time.Now().UnixNano())
 	}
 	for idx := range wr.Metadata {
 		db.metadata.add(&wr.Metadata[idx])

@@ -47,6 +47,9 @@ type userDB struct {
 	// ingestion at run time sets the head's WBL, which Commit reads
 	// unguarded. Appends hold it shared, ApplyConfig exclusively.
 	configMu sync.RWMutex
+	// lastAppend is when samples were last appended, in Unix nanoseconds;
+	// the opening, before any.
+	lastAppend atomic.Int64
 }
 
 // applyConfig brings the runtime-changeable TSDB settings into effect and
