@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/grafana/dskit/concurrency"
@@ -20,6 +21,7 @@ type blockMetrics struct {
 	compactionFailures prometheus.Counter
 	flushes            prometheus.Counter
 	idleCuts           prometheus.Counter
+	idleClosed         prometheus.Counter
 }
 
 func newBlockMetrics(reg prometheus.Registerer) *blockMetrics {
@@ -39,6 +41,10 @@ func newBlockMetrics(reg prometheus.Registerer) *blockMetrics {
 		idleCuts: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "neocortex_ingester_idle_head_cuts_total",
 			Help: "Whole heads of tenants that had sent nothing for head_compaction_idle_timeout, cut into blocks.",
+		}),
+		idleClosed: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "neocortex_ingester_idle_tsdbs_closed_total",
+			Help: "TSDBs of tenants that had sent nothing for close_idle_tsdb_timeout and had nothing left locally, closed and removed.",
 		}),
 	}
 }
@@ -76,13 +82,71 @@ func (i *Ingester) cutAndShip(ctx context.Context, all bool) error {
 	i.mu.RUnlock()
 	errs := make([]error, len(dbs))
 	_ = concurrency.ForEachJob(ctx, len(dbs), i.cfg.ShipConcurrency, func(ctx context.Context, idx int) error {
+		if !dbs[idx].use() {
+			return nil
+		}
+		defer dbs[idx].done()
 		if err := i.cutAndShipTenant(ctx, dbs[idx], all); err != nil {
 			i.logger.Error("cut and ship blocks", "tenant", tenants[idx], "err", err)
 			errs[idx] = fmt.Errorf("tenant %s: %w", tenants[idx], err)
 		}
 		return nil
 	})
+	if !all {
+		for idx, db := range dbs {
+			i.closeIfIdle(tenants[idx], db)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// closeIfIdle closes the tenant's TSDB and removes its directory if the
+// tenant has sent nothing for close_idle_tsdb_timeout and nothing is left
+// in it: its head is empty (idle heads are cut) and every block has been
+// shipped and deleted locally after the retention. Nothing may use the
+// TSDB meanwhile; if anything does, the next cycle tries again. A later
+// push opens a new TSDB.
+func (i *Ingester) closeIfIdle(tenant string, db *userDB) {
+	if !i.closable(db) || !db.alive.TryLock() {
+		return
+	}
+	defer db.alive.Unlock()
+	if !i.closable(db) { // a push may have come before the lock
+		return
+	}
+	i.closeLocked(tenant, db)
+}
+
+func (i *Ingester) closable(db *userDB) bool {
+	timeout := i.cfg.CloseIdleTSDBTimeout
+	return timeout > 0 && time.Since(time.Unix(0, db.lastAppend.Load())) >= timeout &&
+		db.Head().NumSeries() == 0 && len(db.Blocks()) == 0
+}
+
+// closeLocked closes and removes the TSDB, with db.alive held exclusively.
+// It stays in i.dbs until its directory is gone, so that a push meanwhile
+// waits for it (use) rather than open a new TSDB in that directory; then
+// users look the tenant up again, and a push opens a new one.
+func (i *Ingester) closeLocked(tenant string, db *userDB) {
+	db.closed = true
+	dir := db.Dir()
+	if err := db.Close(); err != nil {
+		i.logger.Error("close idle TSDB", "tenant", tenant, "err", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		i.logger.Error("remove idle TSDB", "tenant", tenant, "dir", dir, "err", err)
+	}
+	i.mu.Lock()
+	if i.dbs[tenant] == db {
+		delete(i.dbs, tenant)
+		i.metrics.tenants.Set(float64(len(i.dbs)))
+	}
+	i.mu.Unlock()
+	i.metrics.ingestedSamples.DeleteLabelValues(tenant)
+	i.metrics.ingestedExemplars.DeleteLabelValues(tenant)
+	i.metrics.discardedExemplars.DeleteLabelValues(tenant)
+	i.blockMetrics.idleClosed.Inc()
+	i.logger.Info("closed the TSDB of an idle tenant", "tenant", tenant)
 }
 
 func (i *Ingester) cutAndShipTenant(ctx context.Context, db *userDB, all bool) error {

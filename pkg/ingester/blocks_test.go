@@ -385,3 +385,94 @@ func TestIdleTenantHeadIsCutAndShipped(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleTenantTSDBIsClosed: a tenant that has sent nothing for
+// close_idle_tsdb_timeout, and whose data has all been shipped and has
+// left the local disk, has its TSDB closed and its directory removed; its
+// data stays in the bucket, a busy tenant keeps its TSDB, and a new push
+// opens a new TSDB.
+func TestIdleTenantTSDBIsClosed(t *testing.T) {
+	h := time.Hour.Milliseconds()
+	bkt, err := filesystem.NewBucket(t.TempDir())
+	require.NoError(t, err)
+	ing := newShippingIngester(t, t.TempDir(), bkt, func(c *Config) {
+		c.HeadCompactionInterval = 50 * time.Millisecond
+		c.HeadCompactionIdleTimeout = 100 * time.Millisecond
+		c.CloseIdleTSDBTimeout = 300 * time.Millisecond
+		c.Retention = time.Millisecond // the samples are from 1970: old enough
+	})
+	defer ing.stop(t)
+	pushSeries(t, ing.Ingester, "gone", 3, h/2)
+	busy := h / 2
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		busy++
+		pushSeries(t, ing.Ingester, "busy", 3, busy)
+		if db, err := ing.lookupDB("gone"); err == nil && db == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	db, err := ing.lookupDB("gone")
+	require.NoError(t, err)
+	require.Nil(t, db, "the idle tenant's TSDB is closed")
+	_, err = os.Stat(filepath.Join(ing.dir, "gone"))
+	require.True(t, os.IsNotExist(err), "its directory is removed: %v", err)
+	blocks, samples, _ := samplesInBucket(t, bkt, "gone")
+	require.Equal(t, 1, blocks)
+	require.Equal(t, 3, samples)
+	busyDB, err := ing.lookupDB("busy")
+	require.NoError(t, err)
+	require.NotNil(t, busyDB)
+	require.Equal(t, 1.0, testutil.ToFloat64(ing.blockMetrics.idleClosed))
+	require.Equal(t, 1.0, testutil.ToFloat64(ing.metrics.tenants))
+	require.Equal(t, 1, testutil.CollectAndCount(ing.metrics.ingestedSamples), "only the busy tenant's series is left")
+
+	// It may come back.
+	pushSeries(t, ing.Ingester, "gone", 3, h)
+	db, err = ing.lookupDB("gone")
+	require.NoError(t, err)
+	require.NotNil(t, db)
+	require.Equal(t, uint64(3), db.Head().NumSeries())
+	require.Equal(t, 2.0, testutil.ToFloat64(ing.metrics.tenants))
+}
+
+// TestUsersOfAClosingTSDB: a push that waits while the tenant's TSDB is
+// being closed opens a new one once it is; a read then finds no data, and
+// closing does not start while anything uses the TSDB.
+func TestUsersOfAClosingTSDB(t *testing.T) {
+	ing := newShippingIngester(t, t.TempDir(), nil, func(c *Config) { c.CloseIdleTSDBTimeout = time.Nanosecond })
+	defer ing.stop(t)
+	pushSeries(t, ing.Ingester, "t", 2, 1000)
+	old, err := ing.lookupDB("t")
+	require.NoError(t, err)
+
+	// Not closable: the head has series. Nor while in use.
+	ing.closeIfIdle("t", old)
+	require.False(t, old.closed)
+
+	old.alive.Lock() // as closeIfIdle does
+	pushed := make(chan error, 1)
+	go func() {
+		req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels:  []prompb.Label{{Name: "__name__", Value: "m"}, {Name: "i", Value: "z"}},
+			Samples: []prompb.Sample{{Timestamp: 2000, Value: 1}},
+		}}}
+		pushed <- ing.PushWriteRequest(context.Background(), "t", req)
+	}()
+	time.Sleep(50 * time.Millisecond) // the push waits for the lock
+	ing.closeLocked("t", old)
+	old.alive.Unlock()
+	require.NoError(t, <-pushed)
+
+	db, err := ing.lookupDB("t")
+	require.NoError(t, err)
+	require.NotSame(t, old, db, "a new TSDB")
+	require.Equal(t, uint64(1), db.Head().NumSeries(), "the new TSDB has the new push only")
+	used, err := ing.useDB("t")
+	require.NoError(t, err)
+	require.Same(t, db, used)
+	require.False(t, used.alive.TryLock(), "in use: closing would wait")
+	used.done()
+	require.True(t, old.closed)
+	require.False(t, old.use(), "the old one is closed to its users")
+}

@@ -9,7 +9,7 @@ import (
 )
 
 // TestConfigValidateTSDB: the head's stripe count must be a power of two,
-// its chunks write buffer what Prometheus accepts, and the idle timeout
+// its chunks write buffer what Prometheus accepts, and the idle timeouts
 // not negative, caught at startup.
 func TestConfigValidateTSDB(t *testing.T) {
 	for _, tc := range []struct {
@@ -28,7 +28,7 @@ func TestConfigValidateTSDB(t *testing.T) {
 		{1024, 8<<20 + 1024, time.Hour, "ingester.tsdb_head_chunks_write_buffer_size_bytes 8389632 must be a multiple of 1024 from 65536 to 8388608"},
 		{1024, 100000, time.Hour, "ingester.tsdb_head_chunks_write_buffer_size_bytes 100000 must be a multiple of 1024 from 65536 to 8388608"},
 		{1024, 0, 0, "ingester.tsdb_head_chunks_write_buffer_size_bytes 0 must be a multiple of 1024 from 65536 to 8388608"},
-		{1024, 128 << 10, -time.Second, "ingester.head_compaction_idle_timeout must not be negative"},
+		{1024, 128 << 10, -time.Second, "ingester.head_compaction_idle_timeout and ingester.close_idle_tsdb_timeout must not be negative"},
 	} {
 		var cfg Config
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
@@ -37,11 +37,38 @@ func TestConfigValidateTSDB(t *testing.T) {
 		require.Equal(t, 1024, cfg.StripeSize, "the default")
 		require.Equal(t, 128<<10, cfg.HeadChunksWriteBufferSize, "the default")
 		require.Equal(t, time.Hour, cfg.HeadCompactionIdleTimeout, "the default")
+		require.Equal(t, 13*time.Hour, cfg.CloseIdleTSDBTimeout, "the default")
 		cfg.Ring.InstanceID = "test"
 		cfg.StripeSize, cfg.HeadChunksWriteBufferSize, cfg.HeadCompactionIdleTimeout = tc.stripes, tc.writeBuffer, tc.idleTimeout
 		err := cfg.Validate()
 		if tc.err == "" {
 			require.NoError(t, err, "%d stripes, %d bytes", tc.stripes, tc.writeBuffer)
+			continue
+		}
+		require.EqualError(t, err, tc.err)
+	}
+}
+
+// TestConfigCloseIdleTSDBTimeout: close_idle_tsdb_timeout must not be
+// negative; 0 turns closing off.
+func TestConfigCloseIdleTSDBTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		timeout time.Duration
+		err     string
+	}{
+		{13 * time.Hour, ""},
+		{0, ""},
+		{-time.Minute, "ingester.head_compaction_idle_timeout and ingester.close_idle_tsdb_timeout must not be negative"},
+	} {
+		var cfg Config
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		cfg.RegisterFlags(fs)
+		require.NoError(t, fs.Parse(nil))
+		cfg.Ring.InstanceID = "test"
+		cfg.CloseIdleTSDBTimeout = tc.timeout
+		err := cfg.Validate()
+		if tc.err == "" {
+			require.NoError(t, err, "%s", tc.timeout)
 			continue
 		}
 		require.EqualError(t, err, tc.err)

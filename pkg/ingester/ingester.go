@@ -240,9 +240,19 @@ func (i *Ingester) applyLimits() {
 		if window == db.oooWindow.Load() && exemplars == db.maxExemplars.Load() {
 			continue
 		}
+		// Not one being closed (closeLocked waits for i.mu holding
+		// alive, so waiting here could deadlock): it will not need it.
+		if !db.alive.TryRLock() {
+			continue
+		}
+		if db.closed {
+			db.alive.RUnlock()
+			continue
+		}
 		db.exemplarsMu.Lock() // not while useExemplars switches
 		err := db.applyConfig(window, exemplars)
 		db.exemplarsMu.Unlock()
+		db.alive.RUnlock()
 		if err != nil {
 			i.logger.Error("apply per-tenant TSDB settings", "tenant", tenant, "err", err)
 			continue
@@ -296,6 +306,28 @@ func (i *Ingester) db(tenant string) (*userDB, error) {
 	}
 	i.dbs[tenant] = db
 	i.metrics.tenants.Set(float64(len(i.dbs)))
+	return db, nil
+}
+
+// dbInUse is db, with the TSDB in use until done.
+func (i *Ingester) dbInUse(tenant string) (*userDB, error) {
+	for {
+		db, err := i.db(tenant)
+		if err != nil || db.use() {
+			return db, err
+		}
+		// Closed as idle meanwhile, and gone from i.dbs: the next
+		// lookup opens it anew.
+	}
+}
+
+// useDB is lookupDB, with the TSDB in use until done; nil if it has just
+// been closed as idle.
+func (i *Ingester) useDB(tenant string) (*userDB, error) {
+	db, err := i.lookupDB(tenant)
+	if err != nil || db == nil || !db.use() {
+		return nil, err
+	}
 	return db, nil
 }
 

@@ -67,10 +67,11 @@ func (i *Ingester) Addr() string { return i.deps.Addr }
 // The request is only read, and nothing of it is kept: labels of new series
 // are copied (they may point into a request buffer).
 func (i *Ingester) PushWriteRequest(ctx context.Context, tenantID string, wr *prompb.WriteRequest) error {
-	db, err := i.db(tenantID)
+	db, err := i.dbInUse(tenantID)
 	if err != nil {
 		return err
 	}
+	defer db.done()
 	if !db.exemplarsUsed.Load() && hasExemplars(wr) {
 		i.useExemplars(tenantID, db)
 	}

@@ -30,6 +30,7 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	if err != nil || db == nil {
 		return err // no TSDB: the tenant has no data here
 	}
+	defer db.done()
 	batch := make([]*ingesterpb.Series, 0, queryStreamBatchSize)
 	send := func() error {
 		if len(batch) == 0 {
@@ -71,10 +72,11 @@ func (i *Ingester) QueryChunks(ctx context.Context, tenantID string, req *ingest
 	if err != nil {
 		return httpgrpc.Errorf(http.StatusBadRequest, "%s", err)
 	}
-	db, err := i.lookupDB(tenantID)
+	db, err := i.useDB(tenantID)
 	if err != nil || db == nil {
 		return err
 	}
+	defer db.done()
 	// f is done with the chunks when it returns, and the querier drops
 	// the samples outside the range itself.
 	return forEachChunkSeries(ctx, db, req, matchers, f, nil, chunkReadOptions{reuse: true, untrimmed: true})
@@ -151,6 +153,7 @@ func (i *Ingester) Series(req *ingesterpb.QueryRequest, stream ingesterpb.Ingest
 	if err != nil || db == nil {
 		return err
 	}
+	defer db.done()
 	q, err := db.Querier(req.StartMs, req.EndMs)
 	if err != nil {
 		return fmt.Errorf("open querier: %w", err)
@@ -183,6 +186,7 @@ func (i *Ingester) LabelNames(ctx context.Context, req *ingesterpb.LabelNamesReq
 	if err != nil || db == nil {
 		return &ingesterpb.LabelNamesResponse{}, err
 	}
+	defer db.done()
 	q, err := db.Querier(req.StartMs, req.EndMs)
 	if err != nil {
 		return nil, fmt.Errorf("open querier: %w", err)
@@ -201,6 +205,7 @@ func (i *Ingester) LabelValues(ctx context.Context, req *ingesterpb.LabelValuesR
 	if err != nil || db == nil {
 		return &ingesterpb.LabelValuesResponse{}, err
 	}
+	defer db.done()
 	q, err := db.Querier(req.StartMs, req.EndMs)
 	if err != nil {
 		return nil, fmt.Errorf("open querier: %w", err)
@@ -231,7 +236,7 @@ func shardHints(req *ingesterpb.QueryRequest, fn string) *storage.SelectHints {
 	return &storage.SelectHints{Start: req.StartMs, End: req.EndMs, Func: fn, ShardIndex: req.ShardIndex, ShardCount: req.ShardCount}
 }
 
-// readRequest resolves the tenant's TSDB (nil when the tenant has no data
+// readRequest resolves the tenant's TSDB, in use until done (nil when the tenant has no data
 // here) and the request's matchers.
 func (i *Ingester) readRequest(ctx context.Context, ms []*ingesterpb.LabelMatcher) (*userDB, []*labels.Matcher, error) {
 	tenantID, err := tenant.FromContext(ctx)
@@ -242,7 +247,7 @@ func (i *Ingester) readRequest(ctx context.Context, ms []*ingesterpb.LabelMatche
 	if err != nil {
 		return nil, nil, httpgrpc.Errorf(http.StatusBadRequest, "%s", err)
 	}
-	db, err := i.lookupDB(tenantID)
+	db, err := i.useDB(tenantID)
 	return db, matchers, err
 }
 
@@ -261,10 +266,11 @@ func (i *Ingester) QueryExemplars(ctx context.Context, req *ingesterpb.ExemplarQ
 		}
 		sets = append(sets, m)
 	}
-	db, err := i.lookupDB(tenantID)
+	db, err := i.useDB(tenantID)
 	if err != nil || db == nil {
 		return &ingesterpb.ExemplarQueryResponse{}, err
 	}
+	defer db.done()
 	q, err := db.ExemplarQuerier(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open exemplar querier: %w", err)

@@ -50,7 +50,26 @@ type userDB struct {
 	// lastAppend is when samples were last appended, in Unix nanoseconds;
 	// the opening, before any.
 	lastAppend atomic.Int64
+	// alive guards the TSDB's life: its users hold it shared (use), and
+	// closing an idle tenant (closeIfIdle) takes it exclusively, only if
+	// nobody holds it.
+	alive  sync.RWMutex
+	closed bool // under alive: closed and removed
 }
+
+// use marks the TSDB in use until done. It reports false if the TSDB has
+// been closed: the tenant's TSDB must be looked up again.
+func (d *userDB) use() bool {
+	d.alive.RLock()
+	if d.closed {
+		d.alive.RUnlock()
+		return false
+	}
+	return true
+}
+
+// done ends a use.
+func (d *userDB) done() { d.alive.RUnlock() }
 
 // applyConfig brings the runtime-changeable TSDB settings into effect and
 // records them.
