@@ -31,6 +31,9 @@ type Config struct {
 	// and has nothing left locally, has its TSDB closed and removed (0 =
 	// never).
 	CloseIdleTSDBTimeout time.Duration `yaml:"close_idle_tsdb_timeout"`
+	// MetadataRetainPeriod is how long metric metadata is kept after it was
+	// last pushed.
+	MetadataRetainPeriod time.Duration `yaml:"metadata_retain_period"`
 	// ShipConcurrency is how many tenants' blocks are cut and shipped at once.
 	ShipConcurrency int `yaml:"ship_concurrency"`
 	// LimitsReloadPeriod is how often runtime changes of per-tenant TSDB
@@ -55,6 +58,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.HeadCompactionInterval, "ingester.head-compaction-interval", time.Minute, "How often heads are checked for blocks to cut, and new blocks shipped.")
 	f.DurationVar(&c.HeadCompactionIdleTimeout, "ingester.head-compaction-idle-timeout", time.Hour, "A tenant that has sent no sample for this long has its whole head cut into blocks and shipped, so that its last hours reach the bucket before queries for them stop asking the ingesters (querier.query_ingesters_within); samples older than the cut are refused afterwards. 0 = never: a head is cut only when it spans 1.5 block ranges.")
 	f.DurationVar(&c.CloseIdleTSDBTimeout, "ingester.close-idle-tsdb-timeout", 13*time.Hour, "A tenant that has sent no sample for this long, whose head is empty (see head-compaction-idle-timeout) and whose blocks have all been shipped and have left the local disk (retention-period), has its TSDB closed and its directory removed: its memory (about 0.75 MB), files and goroutines are freed, and its next sample opens a new one. 0 = never.")
+	f.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "How long metric metadata (type, help, unit) is kept after it was last pushed; Prometheus pushes it every minute. Longer than the senders' metadata interval.")
 	f.IntVar(&c.ShipConcurrency, "ingester.ship-concurrency", 4, "How many tenants' blocks are cut and shipped at once.")
 	f.DurationVar(&c.LimitsReloadPeriod, "ingester.limits-reload-period", 10*time.Second, "How often per-tenant TSDB settings from the runtime config are applied.")
 	f.IntVar(&c.StripeSize, "ingester.tsdb-stripe-size", 1024, "Lock stripes of each tenant's head series map, a power of two. Each costs about 240 bytes per tenant (Prometheus's 16384 cost 3.9 MB per tenant); more only help many concurrent writes of one tenant.")
@@ -84,6 +88,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HeadCompactionIdleTimeout < 0 || c.CloseIdleTSDBTimeout < 0 {
 		return errors.New("ingester.head_compaction_idle_timeout and ingester.close_idle_tsdb_timeout must not be negative")
+	}
+	if c.MetadataRetainPeriod <= 0 {
+		return errors.New("ingester.metadata_retain_period must be positive")
 	}
 	if c.LimitsReloadPeriod <= 0 {
 		return errors.New("ingester.limits_reload_period must be positive")

@@ -49,26 +49,28 @@ func TestConfigValidateTSDB(t *testing.T) {
 	}
 }
 
-// TestConfigCloseIdleTSDBTimeout: close_idle_tsdb_timeout must not be
-// negative; 0 turns closing off.
-func TestConfigCloseIdleTSDBTimeout(t *testing.T) {
+// TestConfigPeriods: close_idle_tsdb_timeout must not be negative (0
+// turns closing off), and metadata_retain_period must be positive.
+func TestConfigPeriods(t *testing.T) {
 	for _, tc := range []struct {
-		timeout time.Duration
-		err     string
+		closeIdle, metadataRetain time.Duration
+		err                       string
 	}{
-		{13 * time.Hour, ""},
-		{0, ""},
-		{-time.Minute, "ingester.head_compaction_idle_timeout and ingester.close_idle_tsdb_timeout must not be negative"},
+		{13 * time.Hour, 10 * time.Minute, ""},
+		{0, time.Second, ""},
+		{-time.Minute, 10 * time.Minute, "ingester.head_compaction_idle_timeout and ingester.close_idle_tsdb_timeout must not be negative"},
+		{13 * time.Hour, 0, "ingester.metadata_retain_period must be positive"},
 	} {
 		var cfg Config
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
 		cfg.RegisterFlags(fs)
 		require.NoError(t, fs.Parse(nil))
+		require.Equal(t, 10*time.Minute, cfg.MetadataRetainPeriod, "the default")
 		cfg.Ring.InstanceID = "test"
-		cfg.CloseIdleTSDBTimeout = tc.timeout
+		cfg.CloseIdleTSDBTimeout, cfg.MetadataRetainPeriod = tc.closeIdle, tc.metadataRetain
 		err := cfg.Validate()
 		if tc.err == "" {
-			require.NoError(t, err, "%s", tc.timeout)
+			require.NoError(t, err, "%s, %s", tc.closeIdle, tc.metadataRetain)
 			continue
 		}
 		require.EqualError(t, err, tc.err)

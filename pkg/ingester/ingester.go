@@ -200,6 +200,7 @@ func (i *Ingester) running(ctx context.Context) error {
 		case <-compact.C:
 			// Errors are logged and counted per tenant; the next tick retries.
 			_ = i.cutAndShip(ctx, false)
+			i.purgeMetadata(time.Now().Add(-i.cfg.MetadataRetainPeriod))
 		}
 	}
 }
@@ -228,6 +229,15 @@ func (i *Ingester) closeDBs() {
 	}
 	i.dbs = map[string]*userDB{}
 	i.metrics.tenants.Set(0)
+}
+
+// purgeMetadata drops the metric metadata last pushed before cutoff.
+func (i *Ingester) purgeMetadata(cutoff time.Time) {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	for _, db := range i.dbs {
+		db.metadata.purge(cutoff)
+	}
 }
 
 // applyLimits brings runtime changes of per-tenant TSDB settings into effect.

@@ -187,11 +187,12 @@ func (i *Ingester) PushWriteRequest(ctx context.Context, tenantID string, wr *pr
 	if err := app.Commit(); err != nil {
 		return fmt.Errorf("commit to TSDB of tenant %s: %w", tenantID, err)
 	}
+	now := time.Now()
 	if appended > 0 {
-		db.lastAppend.Store(time.Now().UnixNano())
+		db.lastAppend.Store(now.UnixNano())
 	}
 	for idx := range wr.Metadata {
-		db.metadata.add(&wr.Metadata[idx])
+		db.metadata.add(&wr.Metadata[idx], now)
 	}
 	i.metrics.ingestedSamples.WithLabelValues(tenantID).Add(float64(appended))
 	if exemplars > 0 {

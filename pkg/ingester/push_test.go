@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/kv/consul"
@@ -116,11 +117,12 @@ func TestMetadataStore(t *testing.T) {
 	md := func(name, help string) *prompb.MetricMetadata {
 		return &prompb.MetricMetadata{MetricFamilyName: name, Type: prompb.MetricMetadata_GAUGE, Help: help}
 	}
+	t0 := time.Unix(1000, 0)
 	for i := 0; i < maxMetadataPerMetric+3; i++ {
-		s.add(md("a", string(rune('A'+i))))
+		s.add(md("a", string(rune('A'+i))), t0)
 	}
-	s.add(md("a", "D")) // known: moves to the newest
-	s.add(md("b", "only"))
+	s.add(md("a", "D"), t0) // known: moves to the newest
+	s.add(md("b", "only"), t0)
 	got := s.get("a", 0, 2)
 	require.Equal(t, []*ingesterpb.Metadata{
 		{MetricFamilyName: "a", Type: "gauge", Help: "D"},
@@ -130,4 +132,19 @@ func TestMetadataStore(t *testing.T) {
 	require.Len(t, s.get("", 1, 1), 1)
 	require.Len(t, s.get("", 0, 1), 2)
 	require.Empty(t, s.get("nope", 0, 0))
+
+	// Pushed again later: the newest entry of a, one older one of a.
+	t1 := t0.Add(time.Minute)
+	s.add(md("a", "D"), t1)
+	s.add(md("a", "K"), t1)
+	s.purge(t0) // nothing is older than t0
+	require.Len(t, s.get("", 0, 0), maxMetadataPerMetric+1)
+	s.purge(t1)
+	require.Equal(t, []*ingesterpb.Metadata{
+		{MetricFamilyName: "a", Type: "gauge", Help: "K"},
+		{MetricFamilyName: "a", Type: "gauge", Help: "D"},
+	}, s.get("", 0, 0), "only what was pushed at t1; b is gone")
+	s.purge(t1.Add(time.Nanosecond))
+	require.Empty(t, s.get("", 0, 0))
+	require.Empty(t, s.families, "no family is left")
 }
