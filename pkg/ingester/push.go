@@ -53,11 +53,12 @@ var decodeBuffers = sync.Pool{New: func() any { return new(decodeBuffer) }}
 // maxNewSeriesPerCommit bounds the series one commit creates. A commit
 // logs its new series as one WAL record, and the tenant's WAL keeps a
 // compression buffer as big as the largest record it ever wrote: a push of
-// 2000 new series left about 470 KB in every tenant that got one. 128
-// series of 10 labels make a record of about one WAL page (32 KB). A push
-// is not a transaction (see openDB), so committing it in parts changes
-// nothing its sender can tell.
-const maxNewSeriesPerCommit = 128
+// 2000 new series left about 470 KB in every tenant that got one. 256
+// series of 10 labels make a record of about 64 KB; each commit more costs
+// about 40µs (BenchmarkIngesterPush/new_series: 2% more CPU than one
+// commit per push, 5% with 128). A push is not a transaction (see openDB),
+// so committing it in parts changes nothing its sender can tell.
+const maxNewSeriesPerCommit = 256
 
 // Addr is the address this ingester advertises in the ring.
 func (i *Ingester) Addr() string { return i.deps.Addr }

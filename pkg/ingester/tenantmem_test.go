@@ -134,10 +134,11 @@ func TestPushOfManyNewSeriesOverTheLimit(t *testing.T) {
 		limit, push, created int
 		err                  string
 	}{
-		{limit: 1000, push: 300, created: 300},
-		{limit: 200, push: 300, created: 200, err: "ingester rejected 100 of 300 samples; first: per-tenant series limit of 200 reached (max_series_per_user)"},
-		{limit: 129, push: 300, created: 129, err: "ingester rejected 171 of 300 samples; first: per-tenant series limit of 129 reached (max_series_per_user)"},
-		{limit: 128, push: 129, created: 128, err: "ingester rejected 1 of 129 samples; first: per-tenant series limit of 128 reached (max_series_per_user)"},
+		{limit: 1000, push: 600, created: 600},
+		{limit: 200, push: 600, created: 200, err: "ingester rejected 400 of 600 samples; first: per-tenant series limit of 200 reached (max_series_per_user)"},
+		{limit: 257, push: 600, created: 257, err: "ingester rejected 343 of 600 samples; first: per-tenant series limit of 257 reached (max_series_per_user)"},
+		{limit: 256, push: 257, created: 256, err: "ingester rejected 1 of 257 samples; first: per-tenant series limit of 256 reached (max_series_per_user)"},
+		{limit: 600, push: 600, created: 600},
 	} {
 		t.Run(fmt.Sprintf("limit=%d,push=%d", tc.limit, tc.push), func(t *testing.T) {
 			ing := startLimitedIngester(t, t.TempDir(), func(l *limits.Limits) { l.MaxSeriesPerUser = tc.limit })
