@@ -411,3 +411,43 @@ func deleteTenantRequest(t *testing.T, a *app.App, method, path, tenant string) 
 	require.NoError(t, err)
 	return resp.StatusCode, string(b)
 }
+
+// TestIdleTenantReachesTheBucket: the last samples of a tenant that stops
+// writing are cut and shipped once it has been idle for
+// head_compaction_idle_timeout, so that queries that no longer ask the
+// ingesters (query_ingesters_within) still find them. Here the process
+// restarts on the ingester's WAL and answers from the blocks alone, as
+// before from the ingesters.
+func TestIdleTenantReachesTheBucket(t *testing.T) {
+	cfg := storageConfig(t)
+	cfg.Ingester.HeadCompactionIdleTimeout = 0 // not before the restart
+	a := startApp(t, cfg)
+	start := time.Now().Add(-40 * time.Minute).Truncate(time.Minute)
+	end := start.Add(30 * time.Minute)
+	pushStorageData(t, a, "team", start)
+	fromIngesters := answers(t, a, "team", start, end)
+	a.Stop()
+
+	cfg2 := storageConfig(t)
+	cfg2.Storage, cfg2.Ingester.DataDir = cfg.Storage, cfg.Ingester.DataDir
+	cfg2.Querier.QueryIngestersWithin = time.Minute // the blocks alone answer
+	cfg2.Ingester.HeadCompactionInterval = 100 * time.Millisecond
+	cfg2.Ingester.HeadCompactionIdleTimeout = 300 * time.Millisecond
+	b := startApp(t, cfg2)
+	// Cut, then a later cycle begun: the cut's blocks are shipped.
+	var afterCut float64
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "the idle tenant's head cut and shipped")
+		checks := counterValue(t, b, "neocortex_ingester_head_compactions_total", nil)
+		if afterCut == 0 && counterValue(t, b, "neocortex_ingester_idle_head_cuts_total", nil) > 0 {
+			afterCut = checks + 2 // checks may be read before the cut's cycle began
+		}
+		if afterCut > 0 && checks >= afterCut {
+			break
+		}
+	}
+	require.Positive(t, counterValue(t, b, "neocortex_ingester_shipper_uploads_total", nil))
+	syncBlocks(t, b)
+	require.Equal(t, fromIngesters, answers(t, b, "team", start, end))
+	require.Zero(t, counterValue(t, b, "neocortex_querier_fetched_series_total", map[string]string{"tenant": "team", "source": "ingesters"}))
+}
