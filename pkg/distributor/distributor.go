@@ -28,6 +28,7 @@ import (
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/client"
 	"github.com/neocortex-metrics/neocortex/pkg/limits"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
+	"github.com/neocortex-metrics/neocortex/pkg/tenantmetrics"
 	"github.com/neocortex-metrics/neocortex/pkg/validation"
 )
 
@@ -114,6 +115,8 @@ type metrics struct {
 	receivedSamples      *prometheus.CounterVec
 	rejectedRequests     *prometheus.CounterVec
 	ingesterPushFailures *prometheus.CounterVec
+	// forget drops the per-tenant series of tenants that stopped pushing.
+	forget *tenantmetrics.Forgetter
 }
 
 // New returns a distributor.
@@ -139,6 +142,11 @@ func New(cfg Config, deps Deps) *Distributor {
 			}, []string{"ingester"}),
 		},
 	}
+	vecs := []*prometheus.MetricVec{d.metrics.receivedSamples.MetricVec, d.metrics.rejectedRequests.MetricVec}
+	if deps.Discarded != nil {
+		vecs = append(vecs, deps.Discarded.MetricVec)
+	}
+	d.metrics.forget = tenantmetrics.New(tenantmetrics.DefaultForgetAfter, vecs...)
 	d.Service = services.NewIdleService(nil, nil)
 	return d
 }
@@ -155,6 +163,7 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.Wri
 // push is Push with, optionally, each series' encoding as received: the
 // series that validation leaves unchanged are forwarded as they came.
 func (d *Distributor) push(ctx context.Context, tenantID string, pr *pushRequest) error {
+	d.metrics.forget.Seen(tenantID)
 	lim := d.deps.Limits.For(tenantID)
 	now := d.now()
 	req, raw := &pr.req, pr.raw

@@ -37,6 +37,7 @@ func (d *Distributor) PushHandler() http.Handler {
 		// that point into the request's buffers.
 		defer pr.release()
 		if status, err := d.decode(r, pr); err != nil {
+			d.metrics.forget.Seen(tenantID)
 			d.metrics.rejectedRequests.WithLabelValues(tenantID, strconv.Itoa(status)).Inc()
 			http.Error(w, err.Error(), status)
 			return

@@ -24,6 +24,7 @@ import (
 	"github.com/neocortex-metrics/neocortex/pkg/frontend/transport"
 	"github.com/neocortex-metrics/neocortex/pkg/server"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
+	"github.com/neocortex-metrics/neocortex/pkg/tenantmetrics"
 )
 
 // Config configures a query-frontend.
@@ -81,6 +82,8 @@ type metrics struct {
 	seconds       *prometheus.CounterVec
 	fetchedSeries *prometheus.CounterVec
 	fetchedBytes  *prometheus.CounterVec
+	// forget drops the per-tenant series of tenants that stopped querying.
+	forget *tenantmetrics.Forgetter
 }
 
 // New returns a query-frontend.
@@ -140,6 +143,8 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Frontend,
 			Help: "Chunk bytes the queriers fetched for the tenant's requests.",
 		}, []string{"tenant"}),
 	}
+	m := f.metrics
+	m.forget = tenantmetrics.New(tenantmetrics.DefaultForgetAfter, m.queries.MetricVec, m.seconds.MetricVec, m.fetchedSeries.MetricVec, m.fetchedBytes.MetricVec)
 	return f, nil
 }
 
@@ -178,6 +183,7 @@ func (f *Frontend) instrument(next http.Handler) http.Handler {
 			status = http.StatusOK
 		}
 		tenantID, _ := tenant.FromContext(r.Context())
+		f.metrics.forget.Seen(tenantID)
 		f.metrics.queries.WithLabelValues(tenantID, fmt.Sprint(status)).Inc()
 		f.metrics.seconds.WithLabelValues(tenantID).Add(d.Seconds())
 		f.metrics.fetchedSeries.WithLabelValues(tenantID).Add(float64(stats.FetchedSeries.Load()))

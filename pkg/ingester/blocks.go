@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/neocortex-metrics/neocortex/pkg/tenantmetrics"
 )
 
 type blockMetrics struct {
@@ -145,6 +147,9 @@ func (i *Ingester) closeLocked(tenant string, db *userDB) {
 	i.metrics.ingestedSamples.DeleteLabelValues(tenant)
 	i.metrics.ingestedExemplars.DeleteLabelValues(tenant)
 	i.metrics.discardedExemplars.DeleteLabelValues(tenant)
+	if i.deps.Discarded != nil {
+		i.deps.Discarded.DeletePartialMatch(prometheus.Labels{tenantmetrics.Label: tenant})
+	}
 	i.blockMetrics.idleClosed.Inc()
 	i.logger.Info("closed the TSDB of an idle tenant", "tenant", tenant)
 }

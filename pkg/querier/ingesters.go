@@ -26,6 +26,7 @@ import (
 	"github.com/neocortex-metrics/neocortex/pkg/ingester/ingesterpb"
 	"github.com/neocortex-metrics/neocortex/pkg/limits"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
+	"github.com/neocortex-metrics/neocortex/pkg/tenantmetrics"
 )
 
 // IngesterRing is the part of the ring the querier reads through.
@@ -73,16 +74,20 @@ type LocalIngester interface {
 // (ingesters or store-gateways).
 type FetchMetrics struct {
 	series, chunks, bytes *prometheus.CounterVec
+	// forget drops the series of tenants that stopped querying.
+	forget *tenantmetrics.Forgetter
 }
 
 // NewFetchMetrics registers the fetch counters.
 func NewFetchMetrics(reg prometheus.Registerer) *FetchMetrics {
 	f := promauto.With(reg)
-	return &FetchMetrics{
+	m := &FetchMetrics{
 		series: f.NewCounterVec(prometheus.CounterOpts{Name: "neocortex_querier_fetched_series_total", Help: "Series fetched (after merging replicas), by source: ingesters or store-gateways."}, []string{"tenant", "source"}),
 		chunks: f.NewCounterVec(prometheus.CounterOpts{Name: "neocortex_querier_fetched_chunks_total", Help: "Chunks fetched (every replica's), by source."}, []string{"tenant", "source"}),
 		bytes:  f.NewCounterVec(prometheus.CounterOpts{Name: "neocortex_querier_fetched_chunk_bytes_total", Help: "Chunk bytes fetched (every replica's), by source."}, []string{"tenant", "source"}),
 	}
+	m.forget = tenantmetrics.New(tenantmetrics.DefaultForgetAfter, m.series.MetricVec, m.chunks.MetricVec, m.bytes.MetricVec)
+	return m
 }
 
 // Fetch sources, the values of the metrics' source label.
@@ -177,6 +182,7 @@ func account(ctx context.Context, m *FetchMetrics, f *fetched, source, tenantID 
 		st.Bytes.Add(int64(bytes))
 	}
 	if m != nil {
+		m.forget.Seen(tenantID)
 		m.series.WithLabelValues(tenantID, source).Add(float64(series))
 		m.chunks.WithLabelValues(tenantID, source).Add(float64(chunks))
 		m.bytes.WithLabelValues(tenantID, source).Add(float64(bytes))

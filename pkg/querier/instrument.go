@@ -12,6 +12,7 @@ import (
 
 	"github.com/neocortex-metrics/neocortex/pkg/server"
 	"github.com/neocortex-metrics/neocortex/pkg/tenant"
+	"github.com/neocortex-metrics/neocortex/pkg/tenantmetrics"
 )
 
 // requestMetrics count the API's requests and their time per tenant.
@@ -19,11 +20,13 @@ type requestMetrics struct {
 	requests *prometheus.CounterVec
 	seconds  *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// forget drops the per-tenant series of tenants that stopped querying.
+	forget *tenantmetrics.Forgetter
 }
 
 func newRequestMetrics(reg prometheus.Registerer) *requestMetrics {
 	f := promauto.With(reg)
-	return &requestMetrics{
+	m := &requestMetrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "neocortex_querier_requests_total",
 			Help: "Query API requests by tenant, endpoint and HTTP status code.",
@@ -41,6 +44,8 @@ func newRequestMetrics(reg prometheus.Registerer) *requestMetrics {
 			NativeHistogramMinResetDuration: time.Hour,
 		}, []string{"endpoint"}),
 	}
+	m.forget = tenantmetrics.New(tenantmetrics.DefaultForgetAfter, m.requests.MetricVec, m.seconds.MetricVec)
+	return m
 }
 
 // endpoint names the API endpoint of path, e.g. "query_range" or "label_values".
@@ -79,6 +84,7 @@ func instrument(next http.Handler, m *requestMetrics, logger *slog.Logger, slow 
 		}
 		tenantID, _ := tenant.FromContext(r.Context())
 		ep := endpoint(r.URL.Path)
+		m.forget.Seen(tenantID)
 		m.requests.WithLabelValues(tenantID, ep, strconv.Itoa(status)).Inc()
 		m.seconds.WithLabelValues(tenantID).Add(d.Seconds())
 		m.duration.WithLabelValues(ep).Observe(d.Seconds())

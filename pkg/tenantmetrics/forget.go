@@ -1,0 +1,73 @@
+// Package tenantmetrics forgets the per-tenant series of a component's
+// metrics for tenants it has not served for a while, so that tenants who
+// come and go do not grow its metrics without end.
+package tenantmetrics
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Label is the label that names the tenant in per-tenant metrics.
+const Label = "tenant"
+
+// DefaultForgetAfter is how long a component keeps the series of a tenant
+// it does not serve: a day, so that counters of tenants that send or query
+// a few times a day do not restart, and their increase is counted whole.
+const DefaultForgetAfter = 24 * time.Hour
+
+// Forgetter deletes the series of a tenant from its vectors once the
+// tenant has not been seen for the forget-after period.
+type Forgetter struct {
+	after time.Duration
+	vecs  []*prometheus.MetricVec
+	now   func() time.Time
+
+	seen      sync.Map // tenant → *atomic.Int64, Unix nanoseconds
+	nextCheck atomic.Int64
+	checking  sync.Mutex
+}
+
+// New returns a Forgetter of the series of vecs (each with a Label label)
+// for tenants not seen for after.
+func New(after time.Duration, vecs ...*prometheus.MetricVec) *Forgetter {
+	return &Forgetter{after: after, vecs: vecs, now: time.Now}
+}
+
+// Seen records that the component serves tenant now. Every tenth of the
+// forget-after period, the call that comes first also forgets the tenants
+// not seen for it.
+func (f *Forgetter) Seen(tenant string) {
+	now := f.now().UnixNano()
+	if v, ok := f.seen.Load(tenant); ok {
+		v.(*atomic.Int64).Store(now)
+	} else {
+		v := new(atomic.Int64)
+		v.Store(now)
+		if old, loaded := f.seen.LoadOrStore(tenant, v); loaded {
+			old.(*atomic.Int64).Store(now)
+		}
+	}
+	if now >= f.nextCheck.Load() && f.checking.TryLock() {
+		defer f.checking.Unlock()
+		f.nextCheck.Store(now + int64(f.after/10))
+		f.forget(now - int64(f.after))
+	}
+}
+
+// forget deletes the series of the tenants last seen before cutoff.
+func (f *Forgetter) forget(cutoff int64) {
+	f.seen.Range(func(k, v any) bool {
+		if v.(*atomic.Int64).Load() >= cutoff {
+			return true
+		}
+		f.seen.Delete(k)
+		for _, vec := range f.vecs {
+			vec.DeletePartialMatch(prometheus.Labels{Label: k.(string)})
+		}
+		return true
+	})
+}
