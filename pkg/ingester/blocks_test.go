@@ -354,7 +354,7 @@ func TestIdleTenantHeadIsCutAndShipped(t *testing.T) {
 			pushSeries(t, ing.Ingester, "idle", 3, h/2, h+h/4)
 			// The busy tenant writes on, its head within one range.
 			busy := h / 2
-			wait := 3 * time.Second
+			wait := 10 * time.Second
 			if tc.wantBlocks == 0 {
 				wait = time.Second // 20 cycles
 			}
