@@ -51,8 +51,12 @@ type BlocksQueryable struct {
 	Attempts int
 	Logger   *slog.Logger
 
-	mu      sync.Mutex
-	indexes map[string]cachedIndex
+	// now is the clock; nil is time.Now.
+	now func() time.Time
+
+	mu        sync.Mutex
+	indexes   map[string]cachedIndex
+	lastSweep time.Time // when expired indexes were last dropped
 }
 
 type cachedIndex struct {
@@ -62,10 +66,14 @@ type cachedIndex struct {
 
 // index returns the tenant's bucket index (empty if it has none yet).
 func (q *BlocksQueryable) index(ctx context.Context, tenantID string) (*bucketindex.Index, error) {
+	now := time.Now
+	if q.now != nil {
+		now = q.now
+	}
 	q.mu.Lock()
 	c, ok := q.indexes[tenantID]
 	q.mu.Unlock()
-	if ok && time.Since(c.fetched) < q.IndexTTL {
+	if ok && now().Sub(c.fetched) < q.IndexTTL {
 		return c.idx, nil
 	}
 	idx, err := bucketindex.ReadIndex(ctx, q.Bucket, tenantID)
@@ -75,12 +83,23 @@ func (q *BlocksQueryable) index(ctx context.Context, tenantID string) (*bucketin
 	if err != nil {
 		return nil, err
 	}
+	fetched := now()
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.indexes == nil {
 		q.indexes = map[string]cachedIndex{}
 	}
-	q.indexes[tenantID] = cachedIndex{idx: idx, fetched: time.Now()}
-	q.mu.Unlock()
+	// Expired indexes would be read again anyway: drop them, at most once
+	// per TTL, so that every tenant ever queried does not keep its index.
+	if fetched.Sub(q.lastSweep) >= q.IndexTTL {
+		q.lastSweep = fetched
+		for t, c := range q.indexes {
+			if fetched.Sub(c.fetched) >= q.IndexTTL {
+				delete(q.indexes, t)
+			}
+		}
+	}
+	q.indexes[tenantID] = cachedIndex{idx: idx, fetched: fetched}
 	return idx, nil
 }
 
