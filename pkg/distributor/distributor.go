@@ -147,6 +147,9 @@ func New(cfg Config, deps Deps) *Distributor {
 		vecs = append(vecs, deps.Discarded.MetricVec)
 	}
 	d.metrics.forget = tenantmetrics.New(tenantmetrics.DefaultForgetAfter, vecs...)
+	// The rate limiters of tenants gone for as long go too (a limiter
+	// unused that long would have its whole burst again anyway).
+	d.metrics.forget.Also(func(cutoff time.Time) { d.limiter.RemoveStaleEntries(cutoff) })
 	d.Service = services.NewIdleService(nil, nil)
 	return d
 }

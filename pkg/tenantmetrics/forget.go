@@ -29,6 +29,7 @@ type Forgetter struct {
 	seen      sync.Map // tenant → *atomic.Int64, Unix nanoseconds
 	nextCheck atomic.Int64
 	checking  sync.Mutex
+	also      []func(cutoff time.Time)
 }
 
 // New returns a Forgetter of the series of vecs (each with a Label label)
@@ -36,6 +37,10 @@ type Forgetter struct {
 func New(after time.Duration, vecs ...*prometheus.MetricVec) *Forgetter {
 	return &Forgetter{after: after, vecs: vecs, now: time.Now}
 }
+
+// Also makes each check call f with its cutoff too, for other per-tenant
+// state to forget what was last used before it. Call it before any Seen.
+func (f *Forgetter) Also(fn func(cutoff time.Time)) { f.also = append(f.also, fn) }
 
 // Seen records that the component serves tenant now. Every tenth of the
 // forget-after period, the call that comes first also forgets the tenants
@@ -54,7 +59,11 @@ func (f *Forgetter) Seen(tenant string) {
 	if now >= f.nextCheck.Load() && f.checking.TryLock() {
 		defer f.checking.Unlock()
 		f.nextCheck.Store(now + int64(f.after/10))
-		f.forget(now - int64(f.after))
+		cutoff := now - int64(f.after)
+		f.forget(cutoff)
+		for _, fn := range f.also {
+			fn(time.Unix(0, cutoff))
+		}
 	}
 }
 

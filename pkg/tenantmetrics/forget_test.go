@@ -19,7 +19,9 @@ func TestForgetter(t *testing.T) {
 	seconds := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "seconds"}, []string{Label})
 	other := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "other_total"}, []string{Label})
 	f := New(24*time.Hour, requests.MetricVec, seconds.MetricVec)
+	var cutoffs []time.Duration // after t0
 	t0 := time.Unix(100000, 0)
+	f.Also(func(cutoff time.Time) { cutoffs = append(cutoffs, cutoff.Sub(t0)) })
 	now := t0
 	f.now = func() time.Time { return now }
 	serve := func(tenant string) {
@@ -72,4 +74,5 @@ func TestForgetter(t *testing.T) {
 		require.Equal(t, step.wantCount, testutil.CollectAndCount(requests), "at %s", step.at)
 	}
 	require.Equal(t, []string{"a", "b", "c"}, tenants(other), "a vector it was not given keeps its series")
+	require.Equal(t, []time.Duration{-24 * time.Hour, -time.Hour, 3*time.Hour + 25*time.Minute, 28 * time.Hour}, cutoffs, "Also: at each check, with its cutoff")
 }
