@@ -476,3 +476,63 @@ func TestUsersOfAClosingTSDB(t *testing.T) {
 	require.True(t, old.closed)
 	require.False(t, old.use(), "the old one is closed to its users")
 }
+
+// TestClosingIdleTSDBsUnderLoad closes a tenant's TSDB again and again
+// while pushes (empty: they open the TSDB but append nothing, so that it
+// stays closable) and queries keep using it: none of them fails, and no
+// TSDB is opened in a directory being removed (-race checks the rest).
+func TestClosingIdleTSDBsUnderLoad(t *testing.T) {
+	ing := newShippingIngester(t, t.TempDir(), nil, func(c *Config) {
+		c.CloseIdleTSDBTimeout = time.Nanosecond
+		c.HeadCompactionInterval = time.Hour // the test closes, not the loop
+	})
+	defer ing.stop(t)
+	ctx := tenant.WithTenant(context.Background(), "t")
+	stop := make(chan struct{})
+	errs := make(chan error, 3)
+	var wg sync.WaitGroup
+	for g := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				var err error
+				if g < 2 {
+					err = ing.PushWriteRequest(ctx, "t", &prompb.WriteRequest{})
+				} else {
+					err = ing.QueryChunks(ctx, "t", &ingesterpb.QueryRequest{StartMs: 0, EndMs: 1000}, func(labels.Labels, []chunks.Meta) error { return nil })
+				}
+				if err != nil {
+					errs <- fmt.Errorf("goroutine %d, call %d: %w", g, n, err)
+					return
+				}
+				// A moment unused now and then: closing never waits.
+				time.Sleep(200 * time.Microsecond)
+			}
+		}()
+	}
+	for range 300 {
+		if db, err := ing.lookupDB("t"); err == nil && db != nil {
+			ing.closeIfIdle("t", db)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	for range 3 {
+		require.NoError(t, <-errs)
+	}
+	t.Logf("closed %v times", testutil.ToFloat64(ing.blockMetrics.idleClosed))
+	require.Greater(t, testutil.ToFloat64(ing.blockMetrics.idleClosed), 5.0, "closed again and again")
+	// The tenant works after all that.
+	pushSeries(t, ing.Ingester, "t", 2, 1000)
+	db, err := ing.lookupDB("t")
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), db.Head().NumSeries())
+}
