@@ -121,6 +121,9 @@ type App struct {
 // here, so the addresses are known (and advertised) before anything starts.
 func New(cfg Config, logger *slog.Logger) (*App, error) {
 	a := &App{Cfg: cfg, Logger: logger, Registry: prometheus.NewRegistry()}
+	for _, w := range cfg.Warnings() {
+		logger.Warn("config: " + w)
+	}
 	a.Registry.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	a.discarded = validation.NewDiscardedSamples(a.Registry)
 
@@ -590,14 +593,7 @@ func (a *App) localQuerier() bool {
 
 // hasTarget reports whether the process runs the module, itself or as
 // part of all.
-func (a *App) hasTarget(module string) bool {
-	for _, t := range a.Cfg.Target {
-		if t == module || (t == All && slices.Contains(allModules, module)) {
-			return true
-		}
-	}
-	return false
-}
+func (a *App) hasTarget(module string) bool { return a.Cfg.runs(module) }
 
 func (a *App) initQueryFrontend() (services.Service, error) {
 	cfg := a.Cfg.Frontend

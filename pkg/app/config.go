@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/grafana/dskit/flagext"
@@ -94,6 +95,44 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Warnings are what the config allows but probably does not mean, for the
+// log at startup: settings under which recent data may be read from
+// nowhere. They are checked when the process runs both the ingester and
+// the querier, so that both sections are surely its own.
+func (c *Config) Warnings() []string {
+	within := c.Querier.QueryIngestersWithin
+	if !c.runs(Ingester) || !c.runs(Querier) || within == 0 {
+		return nil // or the ingesters are always asked
+	}
+	// From a block's cut to queriers reading it: shipped at the cut, in
+	// the bucket index at the next compaction, loaded by the
+	// store-gateways at their next sync, seen by the queriers once their
+	// cached index expires.
+	visible := c.Ingester.HeadCompactionInterval + c.Compactor.CompactionInterval + c.StoreGateway.SyncInterval + c.Querier.BucketIndexCacheTTL
+	var out []string
+	if c.Ingester.Retention < within {
+		out = append(out, fmt.Sprintf("ingester.retention_period (%s) is less than querier.query_ingesters_within (%s): queries ask the ingesters for blocks they have deleted", c.Ingester.Retention, within))
+	}
+	if cut := c.Ingester.BlockRange*3/2 + visible; within < cut {
+		out = append(out, fmt.Sprintf("querier.query_ingesters_within (%s) is less than the %s a sample may take to be read from the bucket (1.5 × ingester.block_ranges_period, then the ingester's, compactor's, store-gateways' and queriers' intervals): queries may miss recent samples", within, cut))
+	}
+	if idle := c.Ingester.HeadCompactionIdleTimeout; idle > 0 && idle+visible > within {
+		out = append(out, fmt.Sprintf("ingester.head_compaction_idle_timeout (%s), plus %s until the bucket's blocks are read, is more than querier.query_ingesters_within (%s): queries may miss the last samples of a tenant that stopped writing", idle, visible, within))
+	}
+	return out
+}
+
+// runs reports whether the process runs the module, itself or as part of
+// all.
+func (c *Config) runs(module string) bool {
+	for _, t := range c.Target {
+		if t == module || (t == All && slices.Contains(allModules, module)) {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultConfig returns the config with every default and no file or flag.

@@ -216,3 +216,36 @@ func TestRingPage(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, 200, resp.StatusCode)
 }
+
+// TestConfigWarnings: settings under which recent data may be read from
+// nowhere are reported, in a process that runs the ingester and the
+// querier; the defaults are not.
+func TestConfigWarnings(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(c *app.Config)
+		want   []string
+	}{
+		{name: "defaults", change: func(*app.Config) {}},
+		{name: "ingesters always asked", change: func(c *app.Config) { c.Querier.QueryIngestersWithin, c.Querier.QueryStoreAfter = 0, 0 }},
+		{name: "retention below query_ingesters_within", change: func(c *app.Config) { c.Ingester.Retention = 4 * time.Hour }, want: []string{
+			"ingester.retention_period (4h0m0s) is less than querier.query_ingesters_within (5h0m0s): queries ask the ingesters for blocks they have deleted",
+		}},
+		{name: "query_ingesters_within too short", change: func(c *app.Config) {
+			c.Querier.QueryIngestersWithin, c.Querier.QueryStoreAfter = 3*time.Hour, time.Hour
+		}, want: []string{
+			"querier.query_ingesters_within (3h0m0s) is less than the 3h18m0s a sample may take to be read from the bucket (1.5 × ingester.block_ranges_period, then the ingester's, compactor's, store-gateways' and queriers' intervals): queries may miss recent samples",
+		}},
+		{name: "idle cut too late", change: func(c *app.Config) { c.Ingester.HeadCompactionIdleTimeout = 5 * time.Hour }, want: []string{
+			"ingester.head_compaction_idle_timeout (5h0m0s), plus 18m0s until the bucket's blocks are read, is more than querier.query_ingesters_within (5h0m0s): queries may miss the last samples of a tenant that stopped writing",
+		}},
+		{name: "not both in this process", change: func(c *app.Config) { c.Target = []string{"querier"}; c.Ingester.Retention = time.Hour }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := app.DefaultConfig()
+			require.NoError(t, err)
+			tc.change(c)
+			require.Equal(t, tc.want, c.Warnings())
+		})
+	}
+}
