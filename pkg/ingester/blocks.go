@@ -121,8 +121,7 @@ func (i *Ingester) closeIfIdle(tenant string, db *userDB) {
 
 func (i *Ingester) closable(db *userDB) bool {
 	timeout := i.cfg.CloseIdleTSDBTimeout
-	return timeout > 0 && time.Since(time.Unix(0, db.lastAppend.Load())) >= timeout &&
-		db.Head().NumSeries() == 0 && len(db.Blocks()) == 0
+	return timeout > 0 && db.idleFor(time.Now()) >= timeout && db.Head().NumSeries() == 0 && len(db.Blocks()) == 0
 }
 
 // closeLocked closes and removes the TSDB, with db.alive held exclusively.
@@ -184,7 +183,7 @@ func (i *Ingester) cutAndShipTenant(ctx context.Context, db *userDB, all bool) e
 // sample for head_compaction_idle_timeout.
 func (i *Ingester) idle(db *userDB) bool {
 	timeout := i.cfg.HeadCompactionIdleTimeout
-	return timeout > 0 && db.Head().NumSeries() > 0 && time.Since(time.Unix(0, db.lastAppend.Load())) >= timeout
+	return timeout > 0 && db.Head().NumSeries() > 0 && db.idleFor(time.Now()) >= timeout
 }
 
 // cutAll cuts the whole head into blocks aligned to the block range (a

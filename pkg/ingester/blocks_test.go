@@ -352,20 +352,13 @@ func TestIdleTenantHeadIsCutAndShipped(t *testing.T) {
 			defer ing.stop(t)
 			// 3 series × 2 samples over two 1h block ranges.
 			pushSeries(t, ing.Ingester, "idle", 3, h/2, h+h/4)
-			// The busy tenant writes on, its head within one range.
-			busy := h / 2
 			wait := 10 * time.Second
 			if tc.wantBlocks == 0 {
 				wait = time.Second // 20 cycles
 			}
-			for deadline := time.Now().Add(wait); time.Now().Before(deadline); {
-				busy++
-				pushSeries(t, ing.Ingester, "busy", 3, busy)
-				if len(bucketBlocks(t, bkt, "idle")) == tc.wantBlocks && tc.wantBlocks > 0 {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			keepBusy(t, ing.Ingester, wait, func() bool {
+				return tc.wantBlocks > 0 && len(bucketBlocks(t, bkt, "idle")) == tc.wantBlocks
+			})
 			blocks, samples, _ := samplesInBucket(t, bkt, "idle")
 			require.Equal(t, tc.wantBlocks, blocks)
 			require.Equal(t, 3*2*tc.wantBlocks/2, samples)
@@ -403,15 +396,10 @@ func TestIdleTenantTSDBIsClosed(t *testing.T) {
 	})
 	defer ing.stop(t)
 	pushSeries(t, ing.Ingester, "gone", 3, h/2)
-	busy := h / 2
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		busy++
-		pushSeries(t, ing.Ingester, "busy", 3, busy)
-		if db, err := ing.lookupDB("gone"); err == nil && db == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	keepBusy(t, ing.Ingester, 10*time.Second, func() bool {
+		db, err := ing.lookupDB("gone")
+		return err == nil && db == nil
+	})
 	db, err := ing.lookupDB("gone")
 	require.NoError(t, err)
 	require.Nil(t, db, "the idle tenant's TSDB is closed")
@@ -535,4 +523,19 @@ func TestClosingIdleTSDBsUnderLoad(t *testing.T) {
 	db, err := ing.lookupDB("t")
 	require.NoError(t, err)
 	require.Equal(t, uint64(2), db.Head().NumSeries())
+}
+
+// keepBusy has the tenant "busy" push 3 series every 20ms, its head within
+// one 1h range, until done or for wait.
+func keepBusy(t *testing.T, ing *Ingester, wait time.Duration, done func() bool) {
+	t.Helper()
+	busy := time.Hour.Milliseconds() / 2
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); {
+		busy++
+		pushSeries(t, ing, "busy", 3, busy)
+		if done() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -252,17 +252,13 @@ func (i *Ingester) applyLimits() {
 		}
 		// Not one being closed (closeLocked waits for i.mu holding
 		// alive, so waiting here could deadlock): it will not need it.
-		if !db.alive.TryRLock() {
-			continue
-		}
-		if db.closed {
-			db.alive.RUnlock()
+		if !db.tryUse() {
 			continue
 		}
 		db.exemplarsMu.Lock() // not while useExemplars switches
 		err := db.applyConfig(window, exemplars)
 		db.exemplarsMu.Unlock()
-		db.alive.RUnlock()
+		db.done()
 		if err != nil {
 			i.logger.Error("apply per-tenant TSDB settings", "tenant", tenant, "err", err)
 			continue

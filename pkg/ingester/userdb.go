@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -68,8 +69,27 @@ func (d *userDB) use() bool {
 	return true
 }
 
+// tryUse is use without waiting: false also while the TSDB is being
+// closed.
+func (d *userDB) tryUse() bool {
+	if !d.alive.TryRLock() {
+		return false
+	}
+	if d.closed {
+		d.alive.RUnlock()
+		return false
+	}
+	return true
+}
+
 // done ends a use.
 func (d *userDB) done() { d.alive.RUnlock() }
+
+// idleFor is how long before now samples were last appended (or the TSDB
+// opened).
+func (d *userDB) idleFor(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, d.lastAppend.Load()))
+}
 
 // applyConfig brings the runtime-changeable TSDB settings into effect and
 // records them.
