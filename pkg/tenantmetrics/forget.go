@@ -28,7 +28,6 @@ type Forgetter struct {
 
 	seen      sync.Map // tenant → *atomic.Int64, Unix nanoseconds
 	nextCheck atomic.Int64
-	checking  sync.Mutex
 	also      []func(cutoff time.Time)
 }
 
@@ -56,9 +55,8 @@ func (f *Forgetter) Seen(tenant string) {
 			old.(*atomic.Int64).Store(now)
 		}
 	}
-	if now >= f.nextCheck.Load() && f.checking.TryLock() {
-		defer f.checking.Unlock()
-		f.nextCheck.Store(now + int64(f.after/10))
+	// One call per period wins the check: the one that moves it on.
+	if next := f.nextCheck.Load(); now >= next && f.nextCheck.CompareAndSwap(next, now+int64(f.after/10)) {
 		cutoff := now - int64(f.after)
 		f.forget(cutoff)
 		for _, fn := range f.also {
